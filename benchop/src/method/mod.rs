@@ -1,0 +1,154 @@
+//! Pricing methods ("engines") and the dispatch from a [`MethodId`] to its kernel.
+//!
+//! Every method exposes a *ladder* of discretisation levels, cheapest first. `price(problem, level)`
+//! prices all evaluation points at one level; [`crate::tune`] walks the ladder to find the cheapest level
+//! that reaches a tolerance. Kernels check a [`Cancel`] flag between units of work.
+
+pub mod closed_form;
+pub mod cos;
+pub mod fd;
+pub mod fft;
+pub mod mc;
+pub mod tree;
+
+use crate::{Cancel, Error, Problem};
+
+/// The result of pricing every evaluation point of a problem once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// One value per evaluation point (price or Greek, as the problem asks).
+    pub values: Vec<f64>,
+    /// Monte Carlo standard error per point; `None` for deterministic methods.
+    pub std_errors: Option<Vec<f64>>,
+    /// Human-readable discretisation, e.g. `N=64, L=10` or `paths=1e6, seed=42`.
+    pub setting: String,
+}
+
+/// The methods benchop knows, by public id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum MethodId {
+    /// Closed and semi-closed forms (BSM + Greeks, barrier, dividends, Merton series, Heston, Margrabe).
+    ClosedForm,
+    /// Fourier-cosine expansion (Fang & Oosterlee 2008).
+    Cos,
+    /// Carr–Madan FFT of the damped call price (Carr & Madan 1999).
+    Fft,
+    /// Finite differences, Crank–Nicolson with Rannacher start, uniform grid.
+    Fd,
+    /// Finite differences on a grid concentrated at the strike.
+    FdNu,
+    /// Binomial tree with Richardson extrapolation.
+    Tree,
+    /// Monte Carlo with antithetic variates.
+    Mc,
+}
+
+impl MethodId {
+    /// Every method, in a stable order.
+    pub const ALL: [MethodId; 7] = [
+        MethodId::ClosedForm,
+        MethodId::Cos,
+        MethodId::Fft,
+        MethodId::Fd,
+        MethodId::FdNu,
+        MethodId::Tree,
+        MethodId::Mc,
+    ];
+
+    /// The public id used by the API and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodId::ClosedForm => "closed-form",
+            MethodId::Cos => "cos",
+            MethodId::Fft => "fft",
+            MethodId::Fd => "fd",
+            MethodId::FdNu => "fd-nu",
+            MethodId::Tree => "tree",
+            MethodId::Mc => "mc",
+        }
+    }
+
+    /// One-line description.
+    pub fn description(self) -> &'static str {
+        match self {
+            MethodId::ClosedForm => {
+                "Closed and semi-closed forms: Black–Scholes–Merton with Greeks, continuous barrier \
+                 (Reiner–Rubinstein), proportional dividends, Merton series, Heston (Fourier integral), Margrabe"
+            }
+            MethodId::Cos => "Fourier-cosine series expansion of the density (Fang & Oosterlee 2008)",
+            MethodId::Fft => "Carr–Madan FFT of the damped call price with Simpson weights (Carr & Madan 1999)",
+            MethodId::Fd => {
+                "Finite differences on a uniform grid, Crank–Nicolson with Rannacher start; \
+                 American by operator splitting (Ikonen & Toivanen 2004)"
+            }
+            MethodId::FdNu => {
+                "Finite differences on a non-uniform grid concentrated at the strike, Rannacher Crank–Nicolson; \
+                 American by operator splitting"
+            }
+            MethodId::Tree => "Binomial tree (Leisen–Reimer / CRR) with Richardson extrapolation",
+            MethodId::Mc => "Monte Carlo with antithetic variates, seeded, value ± standard error",
+        }
+    }
+
+    /// Parse a public id (ASCII case-insensitive).
+    ///
+    /// ```
+    /// use benchop::MethodId;
+    /// assert_eq!(MethodId::from_name("COS"), Some(MethodId::Cos));
+    /// assert_eq!(MethodId::from_name("nope"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<MethodId> {
+        Self::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Does the method price this problem?
+    pub fn applies_to(self, problem: &Problem) -> bool {
+        match self {
+            MethodId::ClosedForm => closed_form::applies(problem),
+            MethodId::Cos => cos::applies(problem),
+            MethodId::Fft => fft::applies(problem),
+            MethodId::Fd => fd::applies(problem, fd::Grid::Uniform),
+            MethodId::FdNu => fd::applies(problem, fd::Grid::NonUniform),
+            MethodId::Tree => tree::applies(problem),
+            MethodId::Mc => mc::applies(problem),
+        }
+    }
+
+    /// `true` for methods whose estimates carry a statistical error.
+    pub fn is_stochastic(self) -> bool {
+        matches!(self, MethodId::Mc)
+    }
+
+    /// Price every point at ladder `level` (0 = cheapest). `Ok(None)` past the end of the ladder.
+    pub fn price(self, problem: &Problem, level: usize, cancel: &Cancel) -> Result<Option<Estimate>, Error> {
+        if !self.applies_to(problem) {
+            return Err(Error::NotApplicable { method: self.name(), reason: "not in its coverage".into() });
+        }
+        let estimate = match self {
+            MethodId::ClosedForm => closed_form::price_level(problem, level, cancel),
+            MethodId::Cos => cos::price_level(problem, level, cancel),
+            MethodId::Fft => fft::price_level(problem, level, cancel),
+            MethodId::Fd => fd::price_level(problem, fd::Grid::Uniform, level, cancel),
+            MethodId::FdNu => fd::price_level(problem, fd::Grid::NonUniform, level, cancel),
+            MethodId::Tree => tree::price_level(problem, level, cancel),
+            MethodId::Mc => mc::price_level(problem, level, cancel),
+        }?;
+        if let Some(e) = &estimate {
+            if e.values.len() != problem.points().len() || e.values.iter().any(|v| !v.is_finite()) {
+                return Err(Error::Numerical(format!(
+                    "{} produced {} values, non-finite or of the wrong count",
+                    self.name(),
+                    e.values.len()
+                )));
+            }
+        }
+        Ok(estimate)
+    }
+}
+
+impl std::fmt::Display for MethodId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

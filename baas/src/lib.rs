@@ -1,1 +1,121 @@
-//! placeholder
+//! # baas: benchop as a service
+//!
+//! The HTTP front: validates a job request, persists the job and its tasks, publishes the tasks (with
+//! publisher confirms), consumes results idempotently by task id, and serves status and ranking.
+//!
+//! ## Layout
+//! - [`routes`]: the axum router (`app(state)`), one handler per endpoint.
+//! - [`jobs`]: submit a job, view a job, ingest a result: the logic shared by HTTP, AMQP and standalone mode.
+//! - [`store`]: SQLite persistence; [`publisher`]: RabbitMQ or in-process task publishing.
+//! - [`ranking`]: results → ranking; [`error`]: the one `IntoResponse` for errors.
+//! - [`run`]: the distributed service (HTTP + AMQP result consumer + republisher).
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod error;
+pub mod jobs;
+pub mod publisher;
+pub mod ranking;
+pub mod routes;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use protocol::EventSink;
+
+pub use jobs::JobUpdate;
+pub use publisher::{AmqpPublisher, LocalPublisher, PublishError, TaskPublisher};
+pub use routes::app;
+pub use store::Store;
+
+/// baas configuration (flags and environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "BAAS_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// RabbitMQ URL.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Directory of the embedded job store (`baas.db`).
+    #[arg(long, env = "BENCHOP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Per-task time limit in seconds; the worker stops the kernel after it.
+    #[arg(long, env = "BAAS_TASK_TIME_LIMIT_SECS", default_value_t = 120)]
+    pub task_time_limit_secs: u64,
+}
+
+/// Shared state of the HTTP handlers and the result consumer. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job store.
+    pub store: Store,
+    /// Where tasks go.
+    pub publisher: Arc<dyn TaskPublisher>,
+    /// Where lifecycle events go.
+    pub events: Arc<dyn EventSink>,
+    /// Progress of every job, for waiters and streams.
+    pub updates: broadcast::Sender<JobUpdate>,
+    /// Per-task time limit.
+    pub task_time_limit: Duration,
+}
+
+impl AppState {
+    /// State over a store and a publisher.
+    pub fn new(store: Store, publisher: Arc<dyn TaskPublisher>, events: Arc<dyn EventSink>) -> Self {
+        let (updates, _) = broadcast::channel(1024);
+        Self {
+            store,
+            publisher,
+            events,
+            updates,
+            task_time_limit: Duration::from_millis(protocol::api::DEFAULT_TIME_LIMIT_MS),
+        }
+    }
+}
+
+/// Errors that stop the service.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Binding or serving HTTP failed.
+    #[error("http: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The broker could not be reached at start-up.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// AMQP failed at start-up.
+    #[error(transparent)]
+    Amqp(#[from] protocol::amqp::AmqpError),
+}
+
+/// Run the distributed service until `token` is cancelled: HTTP API, result consumer, republisher.
+pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(Some(&config.data_dir.join("baas.db")))?;
+    let publisher = AmqpPublisher::connect(&config.amqp_url, Duration::from_secs(30)).await?;
+    let events_conn = protocol::amqp::connect(&config.amqp_url, "baas-events", Duration::from_secs(30)).await?;
+    let events = protocol::amqp::AmqpEvents::spawn(events_conn.create_channel().await.map_err(protocol::amqp::AmqpError::from)?);
+    let mut state = AppState::new(store, Arc::new(publisher), Arc::new(events));
+    state.task_time_limit = Duration::from_secs(config.task_time_limit_secs.max(1));
+
+    let tracker = TaskTracker::new();
+    tracker.spawn(jobs::consume_results(state.clone(), config.amqp_url.clone(), token.clone()));
+    tracker.spawn(jobs::republish(state.clone(), token.clone()));
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "baas listening");
+    routes::serve(listener, state, token.clone()).await?;
+    token.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    Ok(())
+}

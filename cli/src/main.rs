@@ -1,1 +1,158 @@
-fn main() {}
+//! `benchop`: rank the methods for a BENCHOP problem on this machine, or serve the whole stack in one
+//! process. The distributed services are the `baas`, `worker` and `monitor` binaries.
+
+mod standalone;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use benchop::{MethodId, catalogue};
+use protocol::api::{JobRequest, MethodView, ProblemView};
+
+#[derive(Parser)]
+#[command(version, about = "Which numerical method prices this option fastest at the accuracy I need?")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rank every applicable method on a BENCHOP problem, here, in this process (no RabbitMQ).
+    Rank {
+        /// Problem id, e.g. 1aI, 1bI, 4a (see `benchop problems`).
+        problem: String,
+        /// Comma-separated methods to compare (default: every method that applies).
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
+        /// Relative-error tolerance to reach.
+        #[arg(long, default_value_t = protocol::api::DEFAULT_TOLERANCE)]
+        tolerance: f64,
+        /// Timed runs per method after one warm-up run.
+        #[arg(long, default_value_t = protocol::api::DEFAULT_REPEATS)]
+        repeats: u32,
+        /// In-process workers (1 keeps timings comparable: kernels use every core).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Print the job as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the HTTP API with in-process workers: the whole stack in one process, no RabbitMQ.
+    Serve {
+        /// Address of the HTTP API.
+        #[arg(long, env = "BAAS_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Directory of the job store.
+        #[arg(long, env = "BENCHOP_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// In-process workers.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// List the BENCHOP problems.
+    Problems {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the methods and the problems they apply to.
+    Methods {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("benchop: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("benchop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Rank { problem, methods, tolerance, repeats, workers, json } => {
+            let request = JobRequest { problem, methods, tolerance: Some(tolerance), repeats: Some(repeats) };
+            // Validate before starting anything, so a typo is a one-line error.
+            let valid = request.validate()?;
+            let token = CancellationToken::new();
+            let state = standalone::start(baas::Store::open(None)?, workers, Arc::new(protocol::NoEvents), &token);
+            if !json {
+                eprintln!(
+                    "ranking {} method(s) on {} ({}) to relerr {:.0e}, {} timed run(s) each…",
+                    valid.methods.len(),
+                    valid.case.id,
+                    valid.case.title,
+                    valid.tolerance,
+                    valid.repeats
+                );
+            }
+            let accepted = baas::jobs::submit(&state, request).await?;
+            let view = baas::jobs::wait_finished(&state, accepted.id).await?;
+            token.cancel();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("{}", table::ranking(&view));
+            }
+        }
+        Command::Serve { addr, data_dir, workers } => {
+            std::fs::create_dir_all(&data_dir)?;
+            let token = CancellationToken::new();
+            let store = baas::Store::open(Some(&data_dir.join("baas.db")))?;
+            let state = standalone::start(store, workers, Arc::new(protocol::NoEvents), &token);
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            eprintln!("benchop serving on http://{} with {workers} in-process worker(s)", listener.local_addr()?);
+            let shutdown = token.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+            });
+            baas::routes::serve(listener, state, token).await?;
+        }
+        Command::Problems { json } => {
+            let views: Vec<_> = catalogue::cases().iter().map(ProblemView::from_case).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                for v in views {
+                    println!("{:<12} {:<9} {}  [{}]", v.id, v.set, v.title, v.methods.join(", "));
+                }
+            }
+        }
+        Command::Methods { json } => {
+            let views: Vec<_> = MethodId::ALL.into_iter().map(MethodView::from_method).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                for v in views {
+                    println!("{:<12} {}\n{:<12} applies to: {}", v.id, v.description, "", v.problems.join(", "));
+                }
+            }
+        }
+    }
+    Ok(())
+}

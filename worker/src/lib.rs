@@ -1,1 +1,288 @@
-//! placeholder
+//! # worker: prices benchop tasks
+//!
+//! Consumes tasks from RabbitMQ (or from an in-process queue in standalone mode), runs the benchop kernel
+//! on a blocking thread with the task's time limit, publishes the result with a publisher confirm, and
+//! only then acks the task: a crash before the ack costs a redelivery, never a result.
+//!
+//! ## Layout
+//! - [`execute`]: task → result, synchronous and pure (tuning, timing, relerr, failure classes).
+//! - [`Worker`]: the async shell around it (events, counters, panics, blocking threads).
+//! - [`run`]: the AMQP consume loop with reconnect and graceful drain; [`run_local`]: the in-process one.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod execute;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::BasicRejectOptions;
+use lapin::types::FieldTable;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use protocol::amqp::{self, AmqpError, AmqpEvents};
+use protocol::topology::{RESULTS_EXCHANGE, RESULTS_ROUTING_KEY, TASKS_QUEUE};
+use protocol::{EventKind, EventSink, FailureKind, Outcome, SCHEMA_VERSION, TaskMessage, TaskResult};
+
+/// Worker configuration (flags and environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// RabbitMQ URL.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Tasks run at once (and the prefetch count). Kernels use all cores through rayon, so 1 keeps
+    /// timings comparable.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 1)]
+    pub concurrency: u16,
+    /// Name shown in results, events and the monitor; default `worker-<pid>@<host>`.
+    #[arg(long, env = "WORKER_NAME")]
+    pub name: Option<String>,
+    /// Seconds to let running tasks finish on shutdown before leaving them to be redelivered.
+    #[arg(long, env = "WORKER_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
+}
+
+impl Config {
+    /// The worker's name.
+    pub fn worker_name(&self) -> String {
+        self.name.clone().unwrap_or_else(default_name)
+    }
+}
+
+fn default_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("worker-{}@{host}", std::process::id())
+}
+
+/// The async shell around [`execute::execute`]: counters and lifecycle events.
+pub struct Worker {
+    name: String,
+    active: AtomicU32,
+    processed: AtomicU64,
+}
+
+impl Worker {
+    /// A worker called `name`.
+    pub fn new(name: String) -> Arc<Self> {
+        Arc::new(Self { name, active: AtomicU32::new(0), processed: AtomicU64::new(0) })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Tasks running now.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Tasks finished since start.
+    pub fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
+    /// Run one task on a blocking thread. A panicking kernel becomes a `panicked` failure.
+    pub async fn handle(&self, task: TaskMessage, events: &dyn EventSink) -> TaskResult {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        events.emit(EventKind::TaskStarted { task_id: task.task_id, worker: self.name.clone() });
+        let name = self.name.clone();
+        let for_kernel = task.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let cancel = execute::cancel_for(&for_kernel);
+            execute::execute(&for_kernel, &name, &cancel)
+        })
+        .await;
+        let result = joined.unwrap_or_else(|e| {
+            let reason = if e.is_panic() { "the kernel panicked" } else { "the kernel was aborted" };
+            TaskResult {
+                schema_version: SCHEMA_VERSION,
+                task_id: task.task_id,
+                job_id: task.job_id,
+                method: task.method.clone(),
+                worker: self.name.clone(),
+                started_ms: protocol::task::now_ms(),
+                finished_ms: protocol::task::now_ms(),
+                outcome: Outcome::Failed { kind: FailureKind::Panicked, reason: reason.to_owned() },
+            }
+        });
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn finished(&self, result: &TaskResult, events: &dyn EventSink) {
+        let worker = self.name.clone();
+        events.emit(match &result.outcome {
+            Outcome::Succeeded(_) => EventKind::TaskSucceeded {
+                task_id: result.task_id,
+                worker,
+                runtime_ms: result.finished_ms.saturating_sub(result.started_ms),
+            },
+            Outcome::Failed { reason, .. } => {
+                EventKind::TaskFailed { task_id: result.task_id, worker, reason: reason.clone() }
+            }
+        });
+    }
+}
+
+/// Consume tasks from RabbitMQ until `token` is cancelled, reconnecting with backoff when the broker
+/// goes away. On cancel: stop consuming, let running tasks finish for `drain_secs`, then close.
+pub async fn run(config: Config, token: CancellationToken) -> Result<(), AmqpError> {
+    let worker = Worker::new(config.worker_name());
+    tracing::info!(worker = worker.name(), url = %amqp::redact(&config.amqp_url), "worker starting");
+    let mut first = true;
+    while !token.is_cancelled() {
+        match session(&config, &worker, &token).await {
+            Ok(()) => break,
+            // The first connection fails loudly (misconfiguration); later ones are outages to ride out.
+            Err(e @ AmqpError::Unreachable { .. }) if first => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "broker session ended; reconnecting");
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+        first = false;
+    }
+    tracing::info!(worker = worker.name(), processed = worker.processed(), "worker stopped");
+    Ok(())
+}
+
+async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToken) -> Result<(), AmqpError> {
+    let conn = amqp::connect(&config.amqp_url, worker.name(), Duration::from_secs(30)).await?;
+    let channel = conn.create_channel().await?;
+    amqp::declare_topology(&channel).await?;
+    channel.basic_qos(config.concurrency.max(1), BasicQosOptions::default()).await?;
+    let results = amqp::confirm_channel(&conn).await?;
+    let events: Arc<dyn EventSink> = Arc::new(AmqpEvents::spawn(conn.create_channel().await?));
+    let tag = format!("{}-{}", worker.name(), uuid::Uuid::new_v4().simple());
+    let mut consumer = channel
+        .basic_consume(TASKS_QUEUE.into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    events.emit(EventKind::WorkerOnline { worker: worker.name().to_owned(), concurrency: config.concurrency.into() });
+    tracing::info!(worker = worker.name(), concurrency = config.concurrency, "consuming tasks");
+
+    let tracker = TaskTracker::new();
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+    let outcome = loop {
+        tokio::select! {
+            () = token.cancelled() => break Ok(()),
+            _ = heartbeat.tick() => events.emit(EventKind::WorkerHeartbeat {
+                worker: worker.name().to_owned(),
+                active: worker.active(),
+                processed: worker.processed(),
+            }),
+            next = consumer.next() => match next {
+                None => break Err(AmqpError::Lapin(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+                    lapin::ConnectionState::Closed,
+                )))),
+                Some(Err(e)) => break Err(e.into()),
+                Some(Ok(delivery)) => {
+                    let (worker, results, events) = (Arc::clone(worker), results.clone(), Arc::clone(&events));
+                    tracker.spawn(async move { process(delivery, &worker, &results, events.as_ref()).await });
+                }
+            },
+        }
+    };
+    if outcome.is_ok() {
+        // Graceful: no new deliveries, then drain what is running; unacked leftovers are redelivered.
+        let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    }
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(config.drain_secs), tracker.wait()).await.is_err() {
+        tracing::warn!("drain timed out; unfinished tasks will be redelivered");
+    }
+    events.emit(EventKind::WorkerOffline { worker: worker.name().to_owned() });
+    if outcome.is_ok() {
+        tokio::time::sleep(Duration::from_millis(50)).await; // let the offline event out
+        let _ = conn.close(200, "worker shutting down".into()).await;
+    }
+    outcome
+}
+
+async fn process(delivery: lapin::message::Delivery, worker: &Worker, results: &lapin::Channel, events: &dyn EventSink) {
+    let task = match TaskMessage::decode(&delivery.data) {
+        Ok(t) => t,
+        Err(e) => {
+            // Poison: never requeue; the quorum queue dead-letters it to benchop.dead.
+            tracing::warn!(error = %e, "undecodable task rejected to the dead-letter queue");
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            return;
+        }
+    };
+    events.emit(EventKind::TaskReceived {
+        task_id: task.task_id,
+        job_id: task.job_id,
+        method: task.method.clone(),
+        worker: worker.name().to_owned(),
+    });
+    let result = worker.handle(task, events).await;
+    let id = result.task_id.to_string();
+    match amqp::publish_confirmed(results, RESULTS_EXCHANGE, RESULTS_ROUTING_KEY, [(id, result.encode())]).await {
+        Ok(()) => {
+            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                // The result is safe at the broker; the task will be redelivered and its result deduplicated.
+                tracing::warn!(error = %e, task = %result.task_id, "ack failed after the result was confirmed");
+            }
+            worker.finished(&result, events);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, task = %result.task_id, "result not confirmed; requeueing the task");
+            let _ = delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await;
+        }
+    }
+}
+
+/// The in-process queue of standalone mode: tasks in, results out.
+pub struct LocalQueue {
+    /// Tasks to run, shared by the pool's workers.
+    pub tasks: Arc<Mutex<mpsc::Receiver<TaskMessage>>>,
+    /// Where results go.
+    pub results: mpsc::Sender<TaskResult>,
+}
+
+/// Run `n` workers on an in-process queue until it closes or `token` is cancelled.
+pub async fn run_local(queue: LocalQueue, n: usize, events: Arc<dyn EventSink>, token: CancellationToken) {
+    let tracker = TaskTracker::new();
+    for i in 0..n.max(1) {
+        let worker = Worker::new(format!("local-{}", i + 1));
+        let (tasks, results, events, token) =
+            (Arc::clone(&queue.tasks), queue.results.clone(), Arc::clone(&events), token.clone());
+        tracker.spawn(async move {
+            events.emit(EventKind::WorkerOnline { worker: worker.name().to_owned(), concurrency: 1 });
+            loop {
+                let next = tokio::select! {
+                    () = token.cancelled() => None,
+                    t = async { tasks.lock().await.recv().await } => t,
+                };
+                let Some(task) = next else { break };
+                events.emit(EventKind::TaskReceived {
+                    task_id: task.task_id,
+                    job_id: task.job_id,
+                    method: task.method.clone(),
+                    worker: worker.name().to_owned(),
+                });
+                let result = worker.handle(task, events.as_ref()).await;
+                worker.finished(&result, events.as_ref());
+                if results.send(result).await.is_err() {
+                    break;
+                }
+            }
+            events.emit(EventKind::WorkerOffline { worker: worker.name().to_owned() });
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}

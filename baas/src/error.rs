@@ -1,0 +1,82 @@
+//! The one place errors become HTTP responses: JSON `{code, message, details}` with stable codes.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use protocol::api::{ApiError, ValidationError};
+
+use crate::store::StoreError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed (bad JSON, bad id, …).
+    #[error("{message}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// Message.
+        message: String,
+        /// Details.
+        details: Value,
+    },
+    /// The request is well-formed but refers to something invalid.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such resource.
+    #[error("{what} not found")]
+    NotFound {
+        /// Stable code.
+        code: &'static str,
+        /// What was looked for.
+        what: String,
+    },
+    /// The store failed: logged, reported as a 503 without internals.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppError {
+    fn parts(&self) -> (StatusCode, &'static str, String, Value) {
+        match self {
+            AppError::BadRequest { code, message, details } => {
+                (StatusCode::BAD_REQUEST, code, message.clone(), details.clone())
+            }
+            AppError::Validation(v) => {
+                let status = match v {
+                    ValidationError::UnknownProblem(_) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                let details = match v {
+                    ValidationError::InvalidField { field, .. } => serde_json::json!({ "field": field }),
+                    _ => Value::Null,
+                };
+                (status, v.code(), v.to_string(), details)
+            }
+            AppError::NotFound { code, what } => (StatusCode::NOT_FOUND, code, format!("{what} not found"), Value::Null),
+            AppError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the job store is unavailable; retry shortly".to_owned(),
+                    Value::Null,
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = self.parts();
+        (status, Json(ApiError { code: code.to_owned(), message, details })).into_response()
+    }
+}
+
+/// A JSON error response outside the handlers (fallbacks, rejections).
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(ApiError { code: code.to_owned(), message: message.into(), details: Value::Null })).into_response()
+}

@@ -1,0 +1,99 @@
+//! Publishing tasks: to RabbitMQ with publisher confirms, or to the in-process queue of standalone mode.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, mpsc};
+
+use protocol::TaskMessage;
+use protocol::amqp::{self, AmqpError};
+use protocol::topology::{TASKS_EXCHANGE, TASKS_ROUTING_KEY};
+
+/// Publishing failed; the tasks stay unpublished in the store and are retried.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker is unreachable or refused.
+    #[error(transparent)]
+    Amqp(#[from] AmqpError),
+    /// The pool could not produce a connection.
+    #[error("no broker connection: {0}")]
+    Pool(String),
+    /// The in-process queue is closed.
+    #[error("the in-process queue is closed")]
+    Closed,
+}
+
+/// Where baas sends tasks. Returns once every task is safely queued (confirmed by the broker).
+#[async_trait]
+pub trait TaskPublisher: Send + Sync + 'static {
+    /// Publish all tasks; `Ok` means every one is durably queued.
+    async fn publish(&self, tasks: &[TaskMessage]) -> Result<(), PublishError>;
+}
+
+/// Publishes to RabbitMQ over a deadpool-lapin connection pool, one confirm channel reused across
+/// batches and re-opened after a failure.
+pub struct AmqpPublisher {
+    pool: deadpool_lapin::Pool,
+    channel: Mutex<Option<(deadpool_lapin::Connection, lapin::Channel)>>,
+}
+
+impl AmqpPublisher {
+    /// Connect to `url` (waiting up to `max_wait` for the broker), declare the topology, keep a pool.
+    pub async fn connect(url: &str, max_wait: Duration) -> Result<Self, PublishError> {
+        // Fail fast and loudly when the broker is not there at start-up, with the how-to-start hint.
+        let probe = amqp::connect(url, "baas-setup", max_wait).await?;
+        let channel = probe.create_channel().await.map_err(AmqpError::from)?;
+        amqp::declare_topology(&channel).await?;
+        let _ = probe.close(200, "setup done".into()).await;
+        let config = deadpool_lapin::Config { url: Some(url.to_owned()), ..Default::default() };
+        let pool = config
+            .create_pool(
+                || lapin::ConnectionProperties::default().with_connection_name("baas-publisher".into()),
+                deadpool_lapin::Runtime::Tokio1,
+            )
+            .map_err(|e| PublishError::Pool(e.to_string()))?;
+        Ok(Self { pool, channel: Mutex::new(None) })
+    }
+}
+
+#[async_trait]
+impl TaskPublisher for AmqpPublisher {
+    async fn publish(&self, tasks: &[TaskMessage]) -> Result<(), PublishError> {
+        let mut guard = self.channel.lock().await;
+        let usable = guard.as_ref().is_some_and(|(_, ch)| ch.status().connected());
+        if !usable {
+            let conn = self.pool.get().await.map_err(|e| PublishError::Pool(e.to_string()))?;
+            let channel = amqp::confirm_channel(&conn).await?;
+            *guard = Some((conn, channel));
+        }
+        let Some((_, channel)) = guard.as_ref() else { return Err(PublishError::Closed) };
+        let messages: Vec<(String, Vec<u8>)> = tasks.iter().map(|t| (t.task_id.to_string(), t.encode())).collect();
+        let sent = amqp::publish_confirmed(channel, TASKS_EXCHANGE, TASKS_ROUTING_KEY, messages).await;
+        if sent.is_err() {
+            *guard = None;
+        }
+        Ok(sent?)
+    }
+}
+
+/// Publishes to the in-process queue of standalone mode.
+pub struct LocalPublisher {
+    tx: mpsc::Sender<TaskMessage>,
+}
+
+impl LocalPublisher {
+    /// Publish into `tx`.
+    pub fn new(tx: mpsc::Sender<TaskMessage>) -> Self {
+        Self { tx }
+    }
+}
+
+#[async_trait]
+impl TaskPublisher for LocalPublisher {
+    async fn publish(&self, tasks: &[TaskMessage]) -> Result<(), PublishError> {
+        for t in tasks {
+            self.tx.send(t.clone()).await.map_err(|_| PublishError::Closed)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,303 @@
+//! The job store: jobs, tasks and results in an embedded SQLite file.
+//!
+//! Every call runs on a blocking thread. The one connection sits behind a `std::sync::Mutex` on purpose:
+//! SQLite serialises writers anyway, the lock is never held across an `.await`, and the critical
+//! sections are single statements or short transactions.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use protocol::{Outcome, TaskMessage, TaskResult};
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored document did not decode.
+    #[error("store: corrupt record: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The blocking thread died.
+    #[error("store: worker thread failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// The lock was poisoned by a panic.
+    #[error("store: lock poisoned")]
+    Poisoned,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Problem id.
+    pub problem: String,
+    /// Tolerance.
+    pub tolerance: f64,
+    /// Timed runs.
+    pub repeats: u32,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// Completion time, Unix ms.
+    pub finished_ms: Option<u64>,
+    /// Number of tasks.
+    pub n_tasks: u32,
+    /// Tasks with a result.
+    pub n_done: u32,
+}
+
+/// A task as stored, with its recorded result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Method id.
+    pub method: String,
+    /// The recorded result, if any.
+    pub result: Option<TaskResult>,
+    /// How many result messages arrived (duplicates included).
+    pub result_deliveries: u32,
+}
+
+/// What recording a result did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First result of the task; `job_finished` when it was the job's last.
+    New {
+        /// The job's last task.
+        job_finished: bool,
+    },
+    /// The task already had a result; this one was counted and ignored.
+    Duplicate,
+    /// No such task (another deployment's result, or a deleted job).
+    UnknownTask,
+}
+
+/// The SQLite job store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS jobs (
+    id          TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    problem     TEXT NOT NULL,
+    tolerance   REAL NOT NULL,
+    repeats     INTEGER NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    finished_ms INTEGER,
+    n_tasks     INTEGER NOT NULL,
+    n_done      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_seq ON jobs(seq);
+CREATE TABLE IF NOT EXISTS tasks (
+    id                TEXT PRIMARY KEY,
+    job_id            TEXT NOT NULL REFERENCES jobs(id),
+    pos               INTEGER NOT NULL,
+    method            TEXT NOT NULL,
+    message           TEXT NOT NULL,
+    created_ms        INTEGER NOT NULL,
+    published         INTEGER NOT NULL DEFAULT 0,
+    result            TEXT,
+    result_deliveries INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, pos);
+CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks(published) WHERE published = 0;
+";
+
+impl Store {
+    /// Open (creating if needed) the store at `path`; `None` keeps it in memory.
+    pub fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+        let conn = match path {
+            Some(p) => Connection::open(p)?,
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
+            f(&mut guard)
+        })
+        .await?
+    }
+
+    /// Persist a job and its tasks in one transaction (before the job is acknowledged to the client).
+    pub async fn insert_job(&self, job: JobRecord, tasks: Vec<TaskMessage>) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![job.id.to_string(), seq, job.problem, job.tolerance, job.repeats, job.created_ms as i64, job.n_tasks],
+            )?;
+            {
+                let mut stmt = tx.prepare(
+                    "INSERT INTO tasks (id, job_id, pos, method, message, created_ms) VALUES (?1,?2,?3,?4,?5,?6)",
+                )?;
+                for (pos, t) in tasks.iter().enumerate() {
+                    stmt.execute(params![
+                        t.task_id.to_string(),
+                        job.id.to_string(),
+                        pos as i64,
+                        t.method,
+                        serde_json::to_string(t)?,
+                        job.created_ms as i64
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Mark tasks as confirmed by the broker.
+    pub async fn mark_published(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare("UPDATE tasks SET published = 1 WHERE id = ?1")?;
+                for id in &ids {
+                    stmt.execute([id.to_string()])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Tasks never confirmed by the broker and created before `before_ms` (for the republisher).
+    pub async fn unpublished_tasks(&self, before_ms: u64, limit: usize) -> Result<Vec<TaskMessage>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT message FROM tasks WHERE published = 0 AND result IS NULL AND created_ms < ?1 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before_ms as i64, limit as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Record a result exactly once per task; later copies are counted and ignored.
+    pub async fn record_result(&self, result: TaskResult, now_ms: u64) -> Result<Recorded, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let id = result.task_id.to_string();
+            let job: Option<String> = tx
+                .query_row("SELECT job_id FROM tasks WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()?;
+            let Some(job_id) = job else { return Ok(Recorded::UnknownTask) };
+            tx.execute("UPDATE tasks SET result_deliveries = result_deliveries + 1 WHERE id = ?1", [&id])?;
+            let stored = tx.execute(
+                "UPDATE tasks SET result = ?2, published = 1 WHERE id = ?1 AND result IS NULL",
+                params![id, serde_json::to_string(&result)?],
+            )?;
+            let recorded = if stored == 0 {
+                Recorded::Duplicate
+            } else {
+                tx.execute("UPDATE jobs SET n_done = n_done + 1 WHERE id = ?1", [&job_id])?;
+                let finished = tx.execute(
+                    "UPDATE jobs SET finished_ms = ?2 WHERE id = ?1 AND n_done = n_tasks AND finished_ms IS NULL",
+                    params![job_id, now_ms as i64],
+                )?;
+                Recorded::New { job_finished: finished == 1 }
+            };
+            tx.commit()?;
+            Ok(recorded)
+        })
+        .await
+    }
+
+    /// A job and its tasks.
+    pub async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
+        self.call(move |c| {
+            let Some(job) = c
+                .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id.to_string()], job_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare(
+                "SELECT id, method, result, result_deliveries FROM tasks WHERE job_id = ?1 ORDER BY pos",
+            )?;
+            let rows = stmt.query_map([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })?;
+            let mut tasks = Vec::new();
+            for row in rows {
+                let (tid, method, result, deliveries) = row?;
+                tasks.push(TaskRecord {
+                    id: tid.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
+                    method,
+                    result: result.map(|s| serde_json::from_str(&s)).transpose()?,
+                    result_deliveries: deliveries,
+                });
+            }
+            Ok(Some((job, tasks)))
+        })
+        .await
+    }
+
+    /// The most recent jobs, newest first, optionally only those created before job sequence `before`.
+    pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"))?;
+            let rows = stmt.query_map([limit as i64], job_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// A cheap query proving the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+    }
+}
+
+const JOB_COLUMNS: &str = "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    let id: String = r.get(0)?;
+    Ok(JobRecord {
+        id: id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
+        problem: r.get(1)?,
+        tolerance: r.get(2)?,
+        repeats: r.get(3)?,
+        created_ms: r.get::<_, i64>(4)? as u64,
+        finished_ms: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+        n_tasks: r.get(6)?,
+        n_done: r.get(7)?,
+    })
+}
+
+/// Whether a recorded result is a failure.
+pub fn is_failure(result: &TaskResult) -> bool {
+    matches!(result.outcome, Outcome::Failed { .. })
+}

@@ -1,0 +1,212 @@
+//! The lapin glue shared by the services: connect with backoff, declare the topology, publish with
+//! publisher confirms in a bounded window.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::{Confirmation, PublisherConfirm};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::topology::{self, ArgValue};
+
+/// Publisher confirms awaited at once at most; more in flight wait for the oldest.
+pub const CONFIRM_WINDOW: usize = 512;
+
+/// Errors of the AMQP glue.
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    /// The client library failed (connection, channel, protocol).
+    #[error("AMQP: {0}")]
+    Lapin(#[from] lapin::Error),
+    /// The broker refused a message (negative confirm).
+    #[error("the broker refused {0} message(s) (negative publisher confirm)")]
+    Nacked(usize),
+    /// Could not reach the broker in time.
+    #[error(
+        "cannot reach RabbitMQ at {url} after {waited:?}: {last}. Start it with `rabbitmq-server -detached` \
+         (or `systemctl start rabbitmq-server`), or point AMQP_URL at a running broker"
+    )]
+    Unreachable {
+        /// The URL with the password hidden.
+        url: String,
+        /// How long we tried.
+        waited: Duration,
+        /// The last error.
+        last: String,
+    },
+}
+
+/// `amqp://user:secret@host/vhost` with the password replaced by `***`, for logs and errors.
+///
+/// ```
+/// assert_eq!(protocol::amqp::redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+/// ```
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Connect, retrying with exponential backoff (100 ms doubling to 5 s) for at most `max_wait`.
+pub async fn connect(url: &str, connection_name: &str, max_wait: Duration) -> Result<Connection, AmqpError> {
+    let start = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let props = ConnectionProperties::default().with_connection_name(connection_name.into());
+        match Connection::connect(url, props).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => {
+                let waited = start.elapsed();
+                if waited + delay > max_wait {
+                    return Err(AmqpError::Unreachable { url: redact(url), waited, last: e.to_string() });
+                }
+                tracing::warn!(url = %redact(url), error = %e, retry_in = ?delay, "broker unreachable");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn field_table(args: &[(&'static str, ArgValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in args {
+        let value = match *v {
+            ArgValue::Str(s) => AMQPValue::LongString(LongString::from(s)),
+            ArgValue::Int(i) => AMQPValue::LongLongInt(i),
+        };
+        table.insert((*k).into(), value);
+    }
+    table
+}
+
+/// Declare every exchange and durable queue of [`topology`], with their bindings. Idempotent.
+pub async fn declare_topology(channel: &Channel) -> Result<(), AmqpError> {
+    for ex in topology::exchanges() {
+        let kind = match ex.kind {
+            topology::ExchangeKind::Direct => ExchangeKind::Direct,
+            topology::ExchangeKind::Topic => ExchangeKind::Topic,
+            topology::ExchangeKind::Fanout => ExchangeKind::Fanout,
+        };
+        let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        channel.exchange_declare(ex.name.into(), kind, options, FieldTable::default()).await?;
+    }
+    for q in topology::queues() {
+        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel.queue_declare(q.name.into(), options, field_table(&q.arguments)).await?;
+        let (exchange, key) = q.binding;
+        channel
+            .queue_bind(q.name.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Open a channel with publisher confirms on.
+pub async fn confirm_channel(conn: &Connection) -> Result<Channel, AmqpError> {
+    let channel = conn.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(channel)
+}
+
+/// Properties of every benchop message: persistent JSON with an id.
+pub fn persistent_json(message_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(message_id.into())
+}
+
+/// Publish `messages` (id, body) persistently on a confirm channel and wait until the broker confirmed all.
+///
+/// Confirms are awaited in a bounded window of [`CONFIRM_WINDOW`]: publishing never blocks on one
+/// confirm at a time, and memory stays bounded for big batches.
+pub async fn publish_confirmed<I>(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    messages: I,
+) -> Result<(), AmqpError>
+where
+    I: IntoIterator<Item = (String, Vec<u8>)>,
+{
+    let mut pending: VecDeque<PublisherConfirm> = VecDeque::new();
+    let mut nacked = 0;
+    for (id, body) in messages {
+        if pending.len() >= CONFIRM_WINDOW {
+            if let Some(oldest) = pending.pop_front() {
+                nacked += usize::from(!is_ack(oldest.await?));
+            }
+        }
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &body,
+                persistent_json(&id),
+            )
+            .await?;
+        pending.push_back(confirm);
+    }
+    for confirm in pending {
+        nacked += usize::from(!is_ack(confirm.await?));
+    }
+    if nacked == 0 { Ok(()) } else { Err(AmqpError::Nacked(nacked)) }
+}
+
+fn is_ack(c: Confirmation) -> bool {
+    // `NotRequested` means the channel is not in confirm mode: treat as a programming error, not a success.
+    c.is_ack()
+}
+
+/// Capacity of the in-memory event buffer in front of the broker; events beyond it are dropped.
+pub const EVENT_BUFFER: usize = 4096;
+
+/// An [`EventSink`](crate::EventSink) that publishes to the events exchange from a background task.
+///
+/// Events are best-effort telemetry: persistent is not needed and no confirms are awaited. When the
+/// buffer is full (broker slow or down) events are dropped and counted, never blocking the caller.
+#[derive(Debug, Clone)]
+pub struct AmqpEvents {
+    tx: tokio::sync::mpsc::Sender<crate::Event>,
+}
+
+impl AmqpEvents {
+    /// Start publishing on `channel`; the task ends when every clone of the sink is dropped.
+    pub fn spawn(channel: Channel) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::Event>(EVENT_BUFFER);
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let key = event.kind.routing_key();
+                let props = BasicProperties::default().with_content_type("application/json".into());
+                let sent = channel
+                    .basic_publish(
+                        topology::EVENTS_EXCHANGE.into(),
+                        key.into(),
+                        BasicPublishOptions::default(),
+                        &event.encode(),
+                        props,
+                    )
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "event not published");
+                }
+            }
+        });
+        Self { tx }
+    }
+}
+
+impl crate::EventSink for AmqpEvents {
+    fn emit(&self, kind: crate::EventKind) {
+        let _ = self.tx.try_send(crate::Event::now(kind));
+    }
+}

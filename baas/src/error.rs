@@ -12,9 +12,11 @@ use crate::store::StoreError;
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The request is malformed (bad JSON, bad id, …).
+    /// The request is malformed (bad JSON, bad id, too large, …).
     #[error("{message}")]
     BadRequest {
+        /// HTTP status (400, 413, 415).
+        status: StatusCode,
         /// Stable code.
         code: &'static str,
         /// Message.
@@ -41,9 +43,12 @@ pub enum AppError {
 impl AppError {
     fn parts(&self) -> (StatusCode, &'static str, String, Value) {
         match self {
-            AppError::BadRequest { code, message, details } => {
-                (StatusCode::BAD_REQUEST, code, message.clone(), details.clone())
-            }
+            AppError::BadRequest {
+                status,
+                code,
+                message,
+                details,
+            } => (*status, code, message.clone(), details.clone()),
             AppError::Validation(v) => {
                 let status = match v {
                     ValidationError::UnknownProblem(_) => StatusCode::NOT_FOUND,
@@ -55,7 +60,12 @@ impl AppError {
                 };
                 (status, v.code(), v.to_string(), details)
             }
-            AppError::NotFound { code, what } => (StatusCode::NOT_FOUND, code, format!("{what} not found"), Value::Null),
+            AppError::NotFound { code, what } => (
+                StatusCode::NOT_FOUND,
+                code,
+                format!("{what} not found"),
+                Value::Null,
+            ),
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 (
@@ -72,11 +82,27 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, message, details) = self.parts();
-        (status, Json(ApiError { code: code.to_owned(), message, details })).into_response()
+        (
+            status,
+            Json(ApiError {
+                code: code.to_owned(),
+                message,
+                details,
+            }),
+        )
+            .into_response()
     }
 }
 
 /// A JSON error response outside the handlers (fallbacks, rejections).
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(ApiError { code: code.to_owned(), message: message.into(), details: Value::Null })).into_response()
+    (
+        status,
+        Json(ApiError {
+            code: code.to_owned(),
+            message: message.into(),
+            details: Value::Null,
+        }),
+    )
+        .into_response()
 }

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -61,30 +63,46 @@ pub async fn submit(state: &AppState, request: JobRequest) -> Result<JobAccepted
     };
     state.store.insert_job(record, tasks.clone()).await?;
     match state.publisher.publish(&tasks).await {
-        Ok(()) => state.store.mark_published(tasks.iter().map(|t| t.task_id).collect()).await?,
+        Ok(()) => {
+            state
+                .store
+                .mark_published(tasks.iter().map(|t| t.task_id).collect())
+                .await?
+        }
         // Accepted all the same: the job is stored and the republisher retries its tasks.
         Err(e) => tracing::warn!(job = %job_id, error = %e, "publishing deferred"),
     }
-    state.events.emit(EventKind::JobCreated { job_id, problem: valid.case.id.to_owned(), tasks: n_tasks });
+    state.events.emit(EventKind::JobCreated {
+        job_id,
+        problem: valid.case.id.to_owned(),
+        tasks: n_tasks,
+    });
     tracing::info!(job = %job_id, problem = valid.case.id, tasks = n_tasks, "job accepted");
     Ok(JobAccepted {
         id: job_id,
         status: JobStatus::Queued,
         tasks: n_tasks,
-        links: JobLinks { self_: format!("/v1/jobs/{job_id}") },
+        links: JobLinks {
+            self_: format!("/v1/jobs/{job_id}"),
+        },
     })
 }
 
 /// The API view of a job: status, progress, tasks and the ranking so far.
 pub async fn view(state: &AppState, id: Uuid) -> Result<Option<JobView>, AppError> {
-    let Some((job, tasks)) = state.store.job(id).await? else { return Ok(None) };
+    let Some((job, tasks)) = state.store.job(id).await? else {
+        return Ok(None);
+    };
     Ok(Some(build_view(&job, &tasks)))
 }
 
 /// Assemble a job view from its records.
 pub fn build_view(job: &JobRecord, tasks: &[TaskRecord]) -> JobView {
     let results: Vec<&TaskResult> = tasks.iter().filter_map(|t| t.result.as_ref()).collect();
-    let failed = results.iter().filter(|r| matches!(r.outcome, Outcome::Failed { .. })).count();
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
+        .count();
     let status = if job.finished_ms.is_some() {
         JobStatus::Completed
     } else if results.is_empty() {
@@ -131,7 +149,10 @@ pub async fn ingest(state: &AppState, result: TaskResult) -> Result<Recorded, St
     let recorded = state.store.record_result(result, now_ms()).await?;
     match recorded {
         Recorded::New { job_finished } => {
-            let _ = state.updates.send(JobUpdate { job_id, finished: job_finished });
+            let _ = state.updates.send(JobUpdate {
+                job_id,
+                finished: job_finished,
+            });
             if job_finished {
                 state.events.emit(EventKind::JobFinished { job_id });
                 tracing::info!(job = %job_id, "job completed");
@@ -147,7 +168,10 @@ pub async fn ingest(state: &AppState, result: TaskResult) -> Result<Recorded, St
 pub async fn wait_finished(state: &AppState, id: Uuid) -> Result<JobView, AppError> {
     let mut updates = state.updates.subscribe();
     loop {
-        let view = view(state, id).await?.ok_or_else(|| AppError::NotFound { code: "job_not_found", what: format!("job {id}") })?;
+        let view = view(state, id).await?.ok_or_else(|| AppError::NotFound {
+            code: "job_not_found",
+            what: format!("job {id}"),
+        })?;
         if view.status == JobStatus::Completed {
             return Ok(view);
         }
@@ -177,13 +201,22 @@ pub async fn consume_results(state: AppState, url: String, token: CancellationTo
     }
 }
 
-async fn consume_session(state: &AppState, url: &str, token: &CancellationToken) -> Result<(), amqp::AmqpError> {
+async fn consume_session(
+    state: &AppState,
+    url: &str,
+    token: &CancellationToken,
+) -> Result<(), amqp::AmqpError> {
     let conn = amqp::connect(url, "baas-results", Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
     channel.basic_qos(256, BasicQosOptions::default()).await?;
     let mut consumer = channel
-        .basic_consume(RESULTS_QUEUE.into(), "baas-results".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            RESULTS_QUEUE.into(),
+            "baas-results".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     tracing::info!("consuming results");
     loop {
@@ -195,7 +228,11 @@ async fn consume_session(state: &AppState, url: &str, token: &CancellationToken)
             d = consumer.next() => d,
         };
         let delivery = match delivery {
-            None => return Err(amqp::AmqpError::Lapin(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed)))),
+            None => {
+                return Err(amqp::AmqpError::Lapin(lapin::Error::from(
+                    lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
+                )));
+            }
             Some(d) => d?,
         };
         let result = match TaskResult::decode(&delivery.data) {
@@ -212,7 +249,12 @@ async fn consume_session(state: &AppState, url: &str, token: &CancellationToken)
             }
             Err(e) => {
                 tracing::error!(error = %e, "result not persisted; requeueing");
-                delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await?;
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await?;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -234,7 +276,11 @@ pub async fn republish(state: AppState, token: CancellationToken) {
             Ok(tasks) if !tasks.is_empty() => match state.publisher.publish(&tasks).await {
                 Ok(()) => {
                     tracing::info!(count = tasks.len(), "re-published tasks");
-                    if let Err(e) = state.store.mark_published(tasks.iter().map(|t| t.task_id).collect()).await {
+                    if let Err(e) = state
+                        .store
+                        .mark_published(tasks.iter().map(|t| t.task_id).collect())
+                        .await
+                    {
                         tracing::error!(error = %e, "cannot mark re-published tasks");
                     }
                 }

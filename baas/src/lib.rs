@@ -42,7 +42,11 @@ pub struct Config {
     #[arg(long, env = "BAAS_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
     /// RabbitMQ URL.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// Directory of the embedded job store (`baas.db`).
     #[arg(long, env = "BENCHOP_DATA_DIR", default_value = "data")]
@@ -103,13 +107,23 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Store::open(Some(&config.data_dir.join("baas.db")))?;
     let publisher = AmqpPublisher::connect(&config.amqp_url, Duration::from_secs(30)).await?;
-    let events_conn = protocol::amqp::connect(&config.amqp_url, "baas-events", Duration::from_secs(30)).await?;
-    let events = protocol::amqp::AmqpEvents::spawn(events_conn.create_channel().await.map_err(protocol::amqp::AmqpError::from)?);
+    let events_conn =
+        protocol::amqp::connect(&config.amqp_url, "baas-events", Duration::from_secs(30)).await?;
+    let events = protocol::amqp::AmqpEvents::spawn(
+        events_conn
+            .create_channel()
+            .await
+            .map_err(protocol::amqp::AmqpError::from)?,
+    );
     let mut state = AppState::new(store, Arc::new(publisher), Arc::new(events));
     state.task_time_limit = Duration::from_secs(config.task_time_limit_secs.max(1));
 
     let tracker = TaskTracker::new();
-    tracker.spawn(jobs::consume_results(state.clone(), config.amqp_url.clone(), token.clone()));
+    tracker.spawn(jobs::consume_results(
+        state.clone(),
+        config.amqp_url.clone(),
+        token.clone(),
+    ));
     tracker.spawn(jobs::republish(state.clone(), token.clone()));
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "baas listening");

@@ -3,7 +3,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(version, about = "benchop as a service: HTTP API, job store, task publisher, result consumer")]
+#[command(
+    version,
+    about = "benchop as a service: HTTP API, job store, task publisher, result consumer"
+)]
 struct Cli {
     #[command(flatten)]
     config: baas::Config,

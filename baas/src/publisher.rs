@@ -45,14 +45,20 @@ impl AmqpPublisher {
         let channel = probe.create_channel().await.map_err(AmqpError::from)?;
         amqp::declare_topology(&channel).await?;
         let _ = probe.close(200, "setup done".into()).await;
-        let config = deadpool_lapin::Config { url: Some(url.to_owned()), ..Default::default() };
+        let config = deadpool_lapin::Config {
+            url: Some(url.to_owned()),
+            ..Default::default()
+        };
         let pool = config
             .create_pool(
                 || lapin::ConnectionProperties::default().with_connection_name("baas-publisher".into()),
                 deadpool_lapin::Runtime::Tokio1,
             )
             .map_err(|e| PublishError::Pool(e.to_string()))?;
-        Ok(Self { pool, channel: Mutex::new(None) })
+        Ok(Self {
+            pool,
+            channel: Mutex::new(None),
+        })
     }
 }
 
@@ -62,12 +68,21 @@ impl TaskPublisher for AmqpPublisher {
         let mut guard = self.channel.lock().await;
         let usable = guard.as_ref().is_some_and(|(_, ch)| ch.status().connected());
         if !usable {
-            let conn = self.pool.get().await.map_err(|e| PublishError::Pool(e.to_string()))?;
+            let conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| PublishError::Pool(e.to_string()))?;
             let channel = amqp::confirm_channel(&conn).await?;
             *guard = Some((conn, channel));
         }
-        let Some((_, channel)) = guard.as_ref() else { return Err(PublishError::Closed) };
-        let messages: Vec<(String, Vec<u8>)> = tasks.iter().map(|t| (t.task_id.to_string(), t.encode())).collect();
+        let Some((_, channel)) = guard.as_ref() else {
+            return Err(PublishError::Closed);
+        };
+        let messages: Vec<(String, Vec<u8>)> = tasks
+            .iter()
+            .map(|t| (t.task_id.to_string(), t.encode()))
+            .collect();
         let sent = amqp::publish_confirmed(channel, TASKS_EXCHANGE, TASKS_ROUTING_KEY, messages).await;
         if sent.is_err() {
             *guard = None;

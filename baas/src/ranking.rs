@@ -49,7 +49,13 @@ pub fn rank<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> Vec<RankEn
                 }
             }
             Outcome::Failed { kind, reason } => {
-                entry.reason = Some(format!("{}: {reason}", serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()));
+                entry.reason = Some(format!(
+                    "{}: {reason}",
+                    serde_json::to_value(kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ));
                 failed.push(entry);
             }
         }
@@ -60,7 +66,10 @@ pub fn rank<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> Vec<RankEn
         e.rank = Some(u32::try_from(i + 1).unwrap_or(u32::MAX));
     }
     missed.sort_by(|a, b| {
-        a.relerr.unwrap_or(f64::INFINITY).total_cmp(&b.relerr.unwrap_or(f64::INFINITY)).then_with(|| a.method.cmp(&b.method))
+        a.relerr
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.relerr.unwrap_or(f64::INFINITY))
+            .then_with(|| a.method.cmp(&b.method))
     });
     failed.sort_by(|a, b| a.method.cmp(&b.method));
     reached.into_iter().chain(missed).chain(failed).collect()
@@ -98,7 +107,10 @@ mod tests {
     #[test]
     fn reached_by_time_then_misses_by_error_then_failures() {
         let failed = TaskResult {
-            outcome: Outcome::Failed { kind: FailureKind::TimedOut, reason: "slow".into() },
+            outcome: Outcome::Failed {
+                kind: FailureKind::TimedOut,
+                reason: "slow".into(),
+            },
             ..result("mc", 0.0, false, &[])
         };
         let results = vec![
@@ -109,7 +121,10 @@ mod tests {
             result("fft", 5e-4, false, &[0.01]),
         ];
         let r = rank(&results);
-        let order: Vec<_> = r.iter().map(|e| (e.method.as_str(), e.standing, e.rank, e.tier.as_deref())).collect();
+        let order: Vec<_> = r
+            .iter()
+            .map(|e| (e.method.as_str(), e.standing, e.rank, e.tier.as_deref()))
+            .collect();
         assert_eq!(
             order,
             vec![

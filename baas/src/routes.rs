@@ -36,17 +36,30 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(job))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Serve `app(state)` on `listener` until `token` is cancelled, then finish in-flight requests.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, token: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(token.cancelled_owned()).await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    token: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -67,7 +80,10 @@ async fn problems() -> Json<Vec<ProblemView>> {
 async fn problem(Path(id): Path<String>) -> Result<Json<ProblemView>, AppError> {
     catalogue::case(&id)
         .map(|c| Json(ProblemView::from_case(c)))
-        .ok_or(AppError::NotFound { code: "unknown_problem", what: format!("problem `{id}`") })
+        .ok_or(AppError::NotFound {
+            code: "unknown_problem",
+            what: format!("problem `{id}`"),
+        })
 }
 
 async fn methods() -> Json<Vec<MethodView>> {
@@ -81,17 +97,24 @@ async fn create_job(
     let Json(request) = body.map_err(json_rejection)?;
     let accepted = jobs::submit(&state, request).await?;
     let location = accepted.links.self_.clone();
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(accepted)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(accepted),
+    )
+        .into_response())
 }
 
 fn json_rejection(rejection: JsonRejection) -> AppError {
-    let code = match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
-        _ => "invalid_json",
+    let (status, code) = match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        // A well-formed JSON document of the wrong shape (missing or unknown field, wrong type).
+        StatusCode::UNPROCESSABLE_ENTITY => (StatusCode::BAD_REQUEST, "invalid_body"),
+        _ => (StatusCode::BAD_REQUEST, "invalid_json"),
     };
     AppError::BadRequest {
+        status,
         code,
         message: rejection.body_text(),
         details: json!({ "limit_bytes": MAX_BODY_BYTES }),
@@ -100,6 +123,7 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
 
 fn parse_id(id: &str) -> Result<Uuid, AppError> {
     id.parse().map_err(|_| AppError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
         code: "invalid_id",
         message: format!("`{id}` is not a job id (a UUID)"),
         details: serde_json::Value::Null,
@@ -108,10 +132,10 @@ fn parse_id(id: &str) -> Result<Uuid, AppError> {
 
 async fn job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, AppError> {
     let id = parse_id(&id)?;
-    jobs::view(&state, id)
-        .await?
-        .map(Json)
-        .ok_or(AppError::NotFound { code: "job_not_found", what: format!("job {id}") })
+    jobs::view(&state, id).await?.map(Json).ok_or(AppError::NotFound {
+        code: "job_not_found",
+        what: format!("job {id}"),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +148,7 @@ async fn list_jobs(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
         code: "invalid_query",
         message: e.body_text(),
         details: serde_json::Value::Null,

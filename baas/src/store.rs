@@ -122,7 +122,9 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -185,7 +187,11 @@ impl Store {
     }
 
     /// Tasks never confirmed by the broker and created before `before_ms` (for the republisher).
-    pub async fn unpublished_tasks(&self, before_ms: u64, limit: usize) -> Result<Vec<TaskMessage>, StoreError> {
+    pub async fn unpublished_tasks(
+        &self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskMessage>, StoreError> {
         self.call(move |c| {
             let mut stmt = c.prepare(
                 "SELECT message FROM tasks WHERE published = 0 AND result IS NULL AND created_ms < ?1 LIMIT ?2",
@@ -234,7 +240,11 @@ impl Store {
     pub async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
         self.call(move |c| {
             let Some(job) = c
-                .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id.to_string()], job_row)
+                .query_row(
+                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                    [id.to_string()],
+                    job_row,
+                )
                 .optional()?
             else {
                 return Ok(None);
@@ -268,7 +278,9 @@ impl Store {
     /// The most recent jobs, newest first, optionally only those created before job sequence `before`.
     pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         self.call(move |c| {
-            let mut stmt = c.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"))?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"
+            ))?;
             let rows = stmt.query_map([limit as i64], job_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -277,7 +289,8 @@ impl Store {
 
     /// A cheap query proving the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+            .await
     }
 }
 

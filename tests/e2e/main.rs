@@ -1,1 +1,296 @@
-fn main() {}
+//! End-to-end tests: real `baas`, `worker` and `benchop` processes, the real RabbitMQ.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use benchop::catalogue;
+use support::{Proc, Vhost};
+
+/// Checks a completed job: every task recorded exactly once, and each reached entry's values really
+/// within `tol` of the published reference (recomputed here, not trusted from the service).
+fn check_job(job: &Value, problem: &str, tol: f64) -> Vec<String> {
+    let case = catalogue::case(problem).unwrap();
+    let tasks = job["tasks"].as_array().unwrap();
+    let ranking = job["ranking"].as_array().unwrap();
+    assert_eq!(ranking.len(), tasks.len(), "one ranking entry per task: {job:#}");
+    for t in tasks {
+        assert_eq!(t["result_deliveries"], 1, "task recorded exactly once: {t}");
+        assert_ne!(t["state"], "pending", "{t}");
+    }
+    let methods: HashSet<_> = ranking.iter().map(|e| e["method"].as_str().unwrap()).collect();
+    assert_eq!(methods.len(), ranking.len(), "each method ranked once");
+    let mut reached = Vec::new();
+    let mut last_time = 0.0;
+    for e in ranking.iter().filter(|e| e["standing"] == "reached") {
+        let values: Vec<f64> = e["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let err = benchop::relerr(&values, &case.reference);
+        assert!(
+            err <= tol,
+            "{problem} {}: relerr {err:e} > {tol:e}: {e}",
+            e["method"]
+        );
+        let mean = e["time"]["mean_s"].as_f64().unwrap();
+        assert!(
+            mean >= last_time,
+            "reached entries are ordered by mean time: {job:#}"
+        );
+        last_time = mean;
+        reached.push(e["method"].as_str().unwrap().to_owned());
+    }
+    reached
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baas_and_two_workers_rank_1ai_1bi_and_4a_over_rabbitmq() {
+    let vhost = Vhost::new("e2e");
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let data = std::env::temp_dir().join(format!("benchop-e2e-{}", uuid::Uuid::new_v4().simple()));
+    let env = [("AMQP_URL", vhost.url())];
+    let mut baas = Proc::spawn(
+        "baas",
+        "baas",
+        &[],
+        &[
+            ("AMQP_URL", vhost.url()),
+            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
+            ("BENCHOP_DATA_DIR", data.display().to_string()),
+        ],
+    );
+    let http = support::client();
+    support::wait_healthy(
+        &http,
+        &format!("{base}/healthz"),
+        Duration::from_secs(60),
+        &mut baas,
+    )
+    .await;
+    let _w1 = Proc::spawn("worker-1", "worker", &["--name", "e2e-worker-1"], &env);
+    let _w2 = Proc::spawn("worker-2", "worker", &["--name", "e2e-worker-2"], &env);
+
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for problem in ["1aI", "1bI", "4a"] {
+        let r = http
+            .post(format!("{base}/v1/jobs"))
+            .json(&json!({ "problem": problem }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{problem}");
+        let accepted: Value = r.json().await.unwrap();
+        ids.push((problem, accepted["id"].as_str().unwrap().to_owned()));
+    }
+    let mut workers_seen = HashSet::new();
+    for (problem, id) in &ids {
+        let job = support::wait_job(&http, &base, id, Duration::from_secs(300)).await;
+        let reached = check_job(&job, problem, 1e-4);
+        let applicable = catalogue::case(problem)
+            .map(|c| {
+                benchop::MethodId::ALL
+                    .iter()
+                    .filter(|m| m.applies_to(&c.problem))
+                    .count()
+            })
+            .unwrap();
+        assert!(
+            reached.len() >= 3.min(applicable),
+            "{problem}: only {reached:?} reached 1e-4 of {applicable} applicable methods: {job:#}"
+        );
+        for t in job["tasks"].as_array().unwrap() {
+            workers_seen.insert(t["worker"].as_str().unwrap().to_owned());
+        }
+        eprintln!("{problem}: {} methods reached 1e-4: {reached:?}", reached.len());
+    }
+    eprintln!(
+        "3 jobs ranked in {:.1} s by {workers_seen:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        workers_seen.iter().all(|w| w.starts_with("e2e-worker-")),
+        "{workers_seen:?}"
+    );
+
+    // A restart of baas loses nothing: the same jobs are served from its store.
+    drop(baas);
+    let mut baas = Proc::spawn(
+        "baas (restarted)",
+        "baas",
+        &[],
+        &[
+            ("AMQP_URL", vhost.url()),
+            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
+            ("BENCHOP_DATA_DIR", data.display().to_string()),
+        ],
+    );
+    support::wait_healthy(
+        &http,
+        &format!("{base}/healthz"),
+        Duration::from_secs(60),
+        &mut baas,
+    )
+    .await;
+    for (problem, id) in &ids {
+        let job: Value = http
+            .get(format!("{base}/v1/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(job["status"], "completed", "{problem} after restart: {job:#}");
+        check_job(&job, problem, 1e-4);
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_json_errors_with_stable_codes() {
+    let vhost = Vhost::new("errors");
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let data = std::env::temp_dir().join(format!("benchop-e2e-{}", uuid::Uuid::new_v4().simple()));
+    let mut baas = Proc::spawn(
+        "baas",
+        "baas",
+        &[],
+        &[
+            ("AMQP_URL", vhost.url()),
+            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
+            ("BENCHOP_DATA_DIR", data.display().to_string()),
+        ],
+    );
+    let http = support::client();
+    support::wait_healthy(
+        &http,
+        &format!("{base}/healthz"),
+        Duration::from_secs(60),
+        &mut baas,
+    )
+    .await;
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"problem": "9z"}), 404, "unknown_problem"),
+        (
+            json!({"problem": "1aI", "methods": ["warp-drive"]}),
+            422,
+            "unknown_method",
+        ),
+        (
+            json!({"problem": "6a", "methods": ["tree"]}),
+            422,
+            "method_not_applicable",
+        ),
+        (json!({"problem": "1aI", "tolerance": 0.5}), 422, "invalid_field"),
+        (json!({"problem": "1aI", "repeats": 0}), 422, "invalid_field"),
+        (json!({"problem": "1aI", "colour": "blue"}), 400, "invalid_body"),
+        (json!({"problem": 7}), 400, "invalid_body"),
+    ];
+    for (body, status, code) in cases {
+        let r = http
+            .post(format!("{base}/v1/jobs"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["code"], code, "{body}: {err}");
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{err}");
+    }
+    let r = http
+        .post(format!("{base}/v1/jobs"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
+    let big = format!("{{\"problem\": \"{}\"}}", "x".repeat(100_000));
+    let r = http
+        .post(format!("{base}/v1/jobs"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    for (path, status, code) in [
+        ("/v1/jobs/not-a-uuid", 400, "invalid_id"),
+        (
+            "/v1/jobs/00000000-0000-0000-0000-000000000000",
+            404,
+            "job_not_found",
+        ),
+        ("/v1/problems/nope", 404, "unknown_problem"),
+        ("/nowhere", 404, "not_found"),
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], code, "{path}");
+    }
+    let problems: Value = http
+        .get(format!("{base}/v1/problems"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(problems.as_array().unwrap().len(), catalogue::cases().len());
+    let p: Value = http
+        .get(format!("{base}/v1/problems/1bI"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["reference"][1], 4.820608184813253);
+    let methods: Value = http
+        .get(format!("{base}/v1/methods"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(methods.as_array().unwrap().iter().any(|m| m["id"] == "cos"));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_quick_start_ranks_1ai_in_one_process_without_a_broker() {
+    let out = std::process::Command::new(support::bin("benchop"))
+        .args(["rank", "1aI", "--json", "--repeats", "1"])
+        // An unreachable broker proves the standalone path does not need one.
+        .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "completed");
+    let reached = check_job(&job, "1aI", 1e-4);
+    assert!(reached.len() >= 3, "{reached:?}");
+
+    let bad = std::process::Command::new(support::bin("benchop"))
+        .args(["rank", "9z"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("unknown problem `9z`") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}

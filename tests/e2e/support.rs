@@ -1,0 +1,167 @@
+//! Helpers: a fresh RabbitMQ vhost per test, the service binaries as child processes, HTTP polling.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The broker the tests use (override with `AMQP_BASE_URL`, without a vhost).
+fn base_url() -> String {
+    std::env::var("AMQP_BASE_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".to_owned())
+}
+
+const HOW_TO_START: &str = "RabbitMQ must be running for the end-to-end tests: start it with \
+    `rabbitmq-server -detached` (or `systemctl start rabbitmq-server`), then run the tests again";
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run rabbitmqctl ({e}); it comes with the rabbitmq-server package. {HOW_TO_START}")
+        });
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}\n{HOW_TO_START}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A vhost of its own for one test, deleted on drop.
+pub struct Vhost {
+    name: String,
+}
+
+impl Vhost {
+    pub fn new(test: &str) -> Self {
+        let name = format!("benchop-test-{test}-{}", uuid::Uuid::new_v4().simple());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", base_url(), self.name)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// The directory holding the workspace's binaries (built by the test command before `cargo test`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins` with the same profile), \
+         as scripts/test does",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed (with its output shown on failure) when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, binary: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        cmd.env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        Self {
+            name: name.to_owned(),
+            child,
+        }
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early with {status}", self.name);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// Poll `url` until it answers 200, or panic after `limit`.
+pub async fn wait_healthy(http: &reqwest::Client, url: &str, limit: Duration, proc_: &mut Proc) {
+    let start = Instant::now();
+    loop {
+        proc_.assert_running();
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(start.elapsed() < limit, "{url} not healthy after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Poll a job until it is completed, or panic after `limit`.
+pub async fn wait_job(http: &reqwest::Client, base: &str, id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let job: Value = http
+            .get(format!("{base}/v1/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "completed" {
+            return job;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job {id} not completed after {limit:?}: {job:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

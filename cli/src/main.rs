@@ -16,7 +16,10 @@ use benchop::{MethodId, catalogue};
 use protocol::api::{JobRequest, MethodView, ProblemView};
 
 #[derive(Parser)]
-#[command(version, about = "Which numerical method prices this option fastest at the accuracy I need?")]
+#[command(
+    version,
+    about = "Which numerical method prices this option fastest at the accuracy I need?"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +75,9 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -94,12 +99,29 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Rank { problem, methods, tolerance, repeats, workers, json } => {
-            let request = JobRequest { problem, methods, tolerance: Some(tolerance), repeats: Some(repeats) };
+        Command::Rank {
+            problem,
+            methods,
+            tolerance,
+            repeats,
+            workers,
+            json,
+        } => {
+            let request = JobRequest {
+                problem,
+                methods,
+                tolerance: Some(tolerance),
+                repeats: Some(repeats),
+            };
             // Validate before starting anything, so a typo is a one-line error.
             let valid = request.validate()?;
             let token = CancellationToken::new();
-            let state = standalone::start(baas::Store::open(None)?, workers, Arc::new(protocol::NoEvents), &token);
+            let state = standalone::start(
+                baas::Store::open(None)?,
+                workers,
+                Arc::new(protocol::NoEvents),
+                &token,
+            );
             if !json {
                 eprintln!(
                     "ranking {} method(s) on {} ({}) to relerr {:.0e}, {} timed run(s) each…",
@@ -119,13 +141,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", table::ranking(&view));
             }
         }
-        Command::Serve { addr, data_dir, workers } => {
+        Command::Serve {
+            addr,
+            data_dir,
+            workers,
+        } => {
             std::fs::create_dir_all(&data_dir)?;
             let token = CancellationToken::new();
             let store = baas::Store::open(Some(&data_dir.join("baas.db")))?;
             let state = standalone::start(store, workers, Arc::new(protocol::NoEvents), &token);
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            eprintln!("benchop serving on http://{} with {workers} in-process worker(s)", listener.local_addr()?);
+            eprintln!(
+                "benchop serving on http://{} with {workers} in-process worker(s)",
+                listener.local_addr()?
+            );
             let shutdown = token.clone();
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;
@@ -139,7 +168,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&views)?);
             } else {
                 for v in views {
-                    println!("{:<12} {:<9} {}  [{}]", v.id, v.set, v.title, v.methods.join(", "));
+                    println!(
+                        "{:<12} {:<9} {}  [{}]",
+                        v.id,
+                        v.set,
+                        v.title,
+                        v.methods.join(", ")
+                    );
                 }
             }
         }
@@ -149,7 +184,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&views)?);
             } else {
                 for v in views {
-                    println!("{:<12} {}\n{:<12} applies to: {}", v.id, v.description, "", v.problems.join(", "));
+                    println!(
+                        "{:<12} {}\n{:<12} applies to: {}",
+                        v.id,
+                        v.description,
+                        "",
+                        v.problems.join(", ")
+                    );
                 }
             }
         }

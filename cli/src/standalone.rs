@@ -13,11 +13,19 @@ use protocol::EventSink;
 const QUEUE_CAPACITY: usize = 10_000;
 
 /// Start `workers` in-process workers and the result intake; returns the state to submit jobs to.
-pub fn start(store: Store, workers: usize, events: Arc<dyn EventSink>, token: &CancellationToken) -> AppState {
+pub fn start(
+    store: Store,
+    workers: usize,
+    events: Arc<dyn EventSink>,
+    token: &CancellationToken,
+) -> AppState {
     let (task_tx, task_rx) = mpsc::channel(QUEUE_CAPACITY);
     let (result_tx, mut result_rx) = mpsc::channel(1024);
     let state = AppState::new(store, Arc::new(LocalPublisher::new(task_tx)), Arc::clone(&events));
-    let queue = worker::LocalQueue { tasks: Arc::new(Mutex::new(task_rx)), results: result_tx };
+    let queue = worker::LocalQueue {
+        tasks: Arc::new(Mutex::new(task_rx)),
+        results: result_tx,
+    };
     tokio::spawn(worker::run_local(queue, workers, events, token.clone()));
     let intake = state.clone();
     tokio::spawn(async move {

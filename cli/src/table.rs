@@ -18,7 +18,15 @@ fn seconds(s: f64) -> String {
 pub fn ranking(view: &JobView) -> String {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED).set_header(vec![
-        "rank", "method", "standing", "relerr", "mean time", "min time", "median", "setting", "values",
+        "rank",
+        "method",
+        "standing",
+        "relerr",
+        "mean time",
+        "min time",
+        "median",
+        "setting",
+        "values",
     ]);
     for e in &view.ranking {
         let standing = match (e.standing, e.tier.as_deref()) {
@@ -27,7 +35,12 @@ pub fn ranking(view: &JobView) -> String {
             (Standing::Missed, None) => "missed".to_owned(),
             (Standing::Failed, _) => format!("failed: {}", e.reason.as_deref().unwrap_or("")),
         };
-        let values = e.values.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(", ");
+        let values = e
+            .values
+            .iter()
+            .map(|v| format!("{v:.6}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         t.add_row(vec![
             Cell::new(e.rank.map_or(String::new(), |r| r.to_string())),

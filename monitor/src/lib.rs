@@ -36,7 +36,11 @@ pub struct Config {
     #[arg(long, env = "MONITOR_ADDR", default_value = "127.0.0.1:5555")]
     pub addr: SocketAddr,
     /// RabbitMQ URL.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// Tasks remembered (oldest forgotten first).
     #[arg(long, env = "MONITOR_MAX_TASKS", default_value_t = 10_000)]
@@ -105,15 +109,18 @@ fn rank(state: &str) -> u8 {
 impl MonitorState {
     /// Empty state remembering at most `max_tasks` tasks.
     pub fn new(max_tasks: usize) -> Self {
-        Self { max_tasks: max_tasks.max(1), ..Self::default() }
+        Self {
+            max_tasks: max_tasks.max(1),
+            ..Self::default()
+        }
     }
 
     fn task(&mut self, id: String) -> &mut TaskState {
         if !self.tasks.contains_key(&id) {
-            if self.order.len() >= self.max_tasks {
-                if let Some(old) = self.order.pop_front() {
-                    self.tasks.remove(&old);
-                }
+            if self.order.len() >= self.max_tasks
+                && let Some(old) = self.order.pop_front()
+            {
+                self.tasks.remove(&old);
             }
             self.order.push_back(id.clone());
         }
@@ -138,10 +145,18 @@ impl MonitorState {
 
     /// Fold one event in.
     pub fn apply(&mut self, event: &Event) {
-        *self.event_counts.entry(event.kind.routing_key().to_owned()).or_default() += 1;
+        *self
+            .event_counts
+            .entry(event.kind.routing_key().to_owned())
+            .or_default() += 1;
         let ts = event.ts_ms;
         match &event.kind {
-            EventKind::TaskReceived { task_id, job_id, method, worker } => {
+            EventKind::TaskReceived {
+                task_id,
+                job_id,
+                method,
+                worker,
+            } => {
                 self.worker(worker, ts);
                 let t = self.advance(task_id.to_string(), "received");
                 t.method = Some(method.clone());
@@ -152,13 +167,21 @@ impl MonitorState {
                 self.worker(worker, ts);
                 self.advance(task_id.to_string(), "started").worker = Some(worker.clone());
             }
-            EventKind::TaskSucceeded { task_id, worker, runtime_ms } => {
+            EventKind::TaskSucceeded {
+                task_id,
+                worker,
+                runtime_ms,
+            } => {
                 self.worker(worker, ts);
                 let t = self.advance(task_id.to_string(), "succeeded");
                 t.worker = Some(worker.clone());
                 t.runtime_ms = Some(*runtime_ms);
             }
-            EventKind::TaskFailed { task_id, worker, reason } => {
+            EventKind::TaskFailed {
+                task_id,
+                worker,
+                reason,
+            } => {
                 self.worker(worker, ts).failed += 1;
                 let t = self.advance(task_id.to_string(), "failed");
                 t.worker = Some(worker.clone());
@@ -167,7 +190,11 @@ impl MonitorState {
             EventKind::WorkerOnline { worker, .. } => {
                 self.worker(worker, ts);
             }
-            EventKind::WorkerHeartbeat { worker, active, processed } => {
+            EventKind::WorkerHeartbeat {
+                worker,
+                active,
+                processed,
+            } => {
                 let w = self.worker(worker, ts);
                 w.active = *active;
                 w.processed = w.processed.max(*processed);
@@ -196,7 +223,10 @@ pub type Shared = Arc<Mutex<MonitorState>>;
 pub fn app(state: Shared) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/api/state", get(api_state))
         .with_state(state)
 }
@@ -213,10 +243,16 @@ async fn api_state(State(state): State<Shared>) -> Json<serde_json::Value> {
 /// Consume events and serve the dashboard until `token` is cancelled.
 pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
     let shared: Shared = Arc::new(Mutex::new(MonitorState::new(config.max_tasks)));
-    let consumer = tokio::spawn(consume(config.amqp_url.clone(), Arc::clone(&shared), token.clone()));
+    let consumer = tokio::spawn(consume(
+        config.amqp_url.clone(),
+        Arc::clone(&shared),
+        token.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "monitor listening");
-    axum::serve(listener, app(shared)).with_graceful_shutdown(token.clone().cancelled_owned()).await?;
+    axum::serve(listener, app(shared))
+        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .await?;
     token.cancel();
     let _ = consumer.await;
     Ok(())
@@ -234,16 +270,39 @@ async fn consume(url: String, shared: Shared, token: CancellationToken) {
     }
 }
 
-async fn consume_session(url: &str, shared: &Shared, token: &CancellationToken) -> Result<(), amqp::AmqpError> {
+async fn consume_session(
+    url: &str,
+    shared: &Shared,
+    token: &CancellationToken,
+) -> Result<(), amqp::AmqpError> {
     let conn = amqp::connect(url, "monitor", Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
-    let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
-    let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await?;
     let name = queue.name().clone();
-    channel.queue_bind(name.clone(), EVENTS_EXCHANGE.into(), "#".into(), QueueBindOptions::default(), FieldTable::default()).await?;
-    let consume = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
-    let mut consumer = channel.basic_consume(name, "monitor".into(), consume, FieldTable::default()).await?;
+    channel
+        .queue_bind(
+            name.clone(),
+            EVENTS_EXCHANGE.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consume = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let mut consumer = channel
+        .basic_consume(name, "monitor".into(), consume, FieldTable::default())
+        .await?;
     loop {
         let next = tokio::select! {
             () = token.cancelled() => return Ok(()),
@@ -294,8 +353,21 @@ mod tests {
     fn a_missed_start_still_ends_succeeded_and_late_events_do_not_regress() {
         let mut s = MonitorState::new(10);
         let id = Uuid::new_v4();
-        s.apply(&ev(1, EventKind::TaskSucceeded { task_id: id, worker: "w".into(), runtime_ms: 5 }));
-        s.apply(&ev(2, EventKind::TaskStarted { task_id: id, worker: "w".into() }));
+        s.apply(&ev(
+            1,
+            EventKind::TaskSucceeded {
+                task_id: id,
+                worker: "w".into(),
+                runtime_ms: 5,
+            },
+        ));
+        s.apply(&ev(
+            2,
+            EventKind::TaskStarted {
+                task_id: id,
+                worker: "w".into(),
+            },
+        ));
         assert_eq!(s.tasks[&id.to_string()].state, "succeeded");
         assert_eq!(s.workers["w"].status, "online");
     }
@@ -304,7 +376,13 @@ mod tests {
     fn memory_is_bounded_and_silent_workers_go_offline() {
         let mut s = MonitorState::new(3);
         for _ in 0..10 {
-            s.apply(&ev(1, EventKind::TaskStarted { task_id: Uuid::new_v4(), worker: "w".into() }));
+            s.apply(&ev(
+                1,
+                EventKind::TaskStarted {
+                    task_id: Uuid::new_v4(),
+                    worker: "w".into(),
+                },
+            ));
         }
         assert_eq!(s.tasks.len(), 3);
         s.expire(1 + HEARTBEAT_TIMEOUT_MS + 1);

@@ -3,7 +3,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(version, about = "benchop monitor: live workers and tasks from the event stream")]
+#[command(
+    version,
+    about = "benchop monitor: live workers and tasks from the event stream"
+)]
 struct Cli {
     #[command(flatten)]
     config: monitor::Config,

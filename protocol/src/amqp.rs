@@ -7,9 +7,9 @@ use std::time::Duration;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::{Confirmation, PublisherConfirm};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Confirmation, PublisherConfirm};
 
 use crate::topology::{self, ArgValue};
 
@@ -46,8 +46,12 @@ pub enum AmqpError {
 /// assert_eq!(protocol::amqp::redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
 /// ```
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -65,7 +69,11 @@ pub async fn connect(url: &str, connection_name: &str, max_wait: Duration) -> Re
             Err(e) => {
                 let waited = start.elapsed();
                 if waited + delay > max_wait {
-                    return Err(AmqpError::Unreachable { url: redact(url), waited, last: e.to_string() });
+                    return Err(AmqpError::Unreachable {
+                        url: redact(url),
+                        waited,
+                        last: e.to_string(),
+                    });
                 }
                 tracing::warn!(url = %redact(url), error = %e, retry_in = ?delay, "broker unreachable");
                 tokio::time::sleep(delay).await;
@@ -95,15 +103,31 @@ pub async fn declare_topology(channel: &Channel) -> Result<(), AmqpError> {
             topology::ExchangeKind::Topic => ExchangeKind::Topic,
             topology::ExchangeKind::Fanout => ExchangeKind::Fanout,
         };
-        let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        channel.exchange_declare(ex.name.into(), kind, options, FieldTable::default()).await?;
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(ex.name.into(), kind, options, FieldTable::default())
+            .await?;
     }
     for q in topology::queues() {
-        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        channel.queue_declare(q.name.into(), options, field_table(&q.arguments)).await?;
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(q.name.into(), options, field_table(&q.arguments))
+            .await?;
         let (exchange, key) = q.binding;
         channel
-            .queue_bind(q.name.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                q.name.into(),
+                exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
     }
     Ok(())
@@ -140,10 +164,10 @@ where
     let mut pending: VecDeque<PublisherConfirm> = VecDeque::new();
     let mut nacked = 0;
     for (id, body) in messages {
-        if pending.len() >= CONFIRM_WINDOW {
-            if let Some(oldest) = pending.pop_front() {
-                nacked += usize::from(!is_ack(oldest.await?));
-            }
+        if pending.len() >= CONFIRM_WINDOW
+            && let Some(oldest) = pending.pop_front()
+        {
+            nacked += usize::from(!is_ack(oldest.await?));
         }
         let confirm = channel
             .basic_publish(
@@ -159,7 +183,11 @@ where
     for confirm in pending {
         nacked += usize::from(!is_ack(confirm.await?));
     }
-    if nacked == 0 { Ok(()) } else { Err(AmqpError::Nacked(nacked)) }
+    if nacked == 0 {
+        Ok(())
+    } else {
+        Err(AmqpError::Nacked(nacked))
+    }
 }
 
 fn is_ack(c: Confirmation) -> bool {

@@ -34,7 +34,12 @@ pub struct JobRequest {
 impl JobRequest {
     /// A request for a catalogue problem with every default.
     pub fn for_problem(problem: &str) -> Self {
-        Self { problem: problem.to_owned(), methods: None, tolerance: None, repeats: None }
+        Self {
+            problem: problem.to_owned(),
+            methods: None,
+            tolerance: None,
+            repeats: None,
+        }
     }
 }
 
@@ -104,11 +109,13 @@ impl JobRequest {
     /// assert_eq!(JobRequest::for_problem("nope").validate().unwrap_err().code(), "unknown_problem");
     /// ```
     pub fn validate(&self) -> Result<ValidJob, ValidationError> {
-        let case =
-            catalogue::case(&self.problem).ok_or_else(|| ValidationError::UnknownProblem(self.problem.clone()))?;
+        let case = catalogue::case(&self.problem)
+            .ok_or_else(|| ValidationError::UnknownProblem(self.problem.clone()))?;
         let tolerance = self.tolerance.unwrap_or(DEFAULT_TOLERANCE);
-        benchop::tune::check_tolerance(tolerance)
-            .map_err(|e| ValidationError::InvalidField { field: "tolerance", reason: e.to_string() })?;
+        benchop::tune::check_tolerance(tolerance).map_err(|e| ValidationError::InvalidField {
+            field: "tolerance",
+            reason: e.to_string(),
+        })?;
         let repeats = self.repeats.unwrap_or(DEFAULT_REPEATS);
         if !(1..=MAX_REPEATS).contains(&repeats) {
             return Err(ValidationError::InvalidField {
@@ -118,7 +125,10 @@ impl JobRequest {
         }
         let methods = match &self.methods {
             None => {
-                let all: Vec<_> = MethodId::ALL.into_iter().filter(|m| m.applies_to(&case.problem)).collect();
+                let all: Vec<_> = MethodId::ALL
+                    .into_iter()
+                    .filter(|m| m.applies_to(&case.problem))
+                    .collect();
                 if all.is_empty() {
                     return Err(ValidationError::NoMethod(case.id.to_owned()));
                 }
@@ -133,7 +143,8 @@ impl JobRequest {
                 }
                 let mut chosen = Vec::new();
                 for name in names {
-                    let m = MethodId::from_name(name).ok_or_else(|| ValidationError::UnknownMethod(name.clone()))?;
+                    let m = MethodId::from_name(name)
+                        .ok_or_else(|| ValidationError::UnknownMethod(name.clone()))?;
                     if !m.applies_to(&case.problem) {
                         return Err(ValidationError::MethodNotApplicable {
                             method: m.name().to_owned(),
@@ -147,7 +158,12 @@ impl JobRequest {
                 chosen
             }
         };
-        Ok(ValidJob { case, methods, tolerance, repeats })
+        Ok(ValidJob {
+            case,
+            methods,
+            tolerance,
+            repeats,
+        })
     }
 }
 
@@ -287,7 +303,11 @@ impl TimeStats {
         let mut sorted = times.to_vec();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
-        let median = if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) };
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+        };
         Some(Self {
             mean_s: sorted.iter().sum::<f64>() / n as f64,
             min_s: sorted[0],

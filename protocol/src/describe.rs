@@ -40,8 +40,10 @@ impl ProblemView {
                 put(
                     "local_vol",
                     json!(match m.surface {
-                        LocalVolSurface::Benchop3aI => "0.15 + 0.15(0.5 + 2t)(S/100 - 1.2)^2 / ((S/100)^2 + 1.44)",
-                        LocalVolSurface::SviBenchop3aII => "Dupire local volatility of the BENCHOP 3aII SVI surface",
+                        LocalVolSurface::Benchop3aI =>
+                            "0.15 + 0.15(0.5 + 2t)(S/100 - 1.2)^2 / ((S/100)^2 + 1.44)",
+                        LocalVolSurface::SviBenchop3aII =>
+                            "Dupire local volatility of the BENCHOP 3aII SVI surface",
                     }),
                 );
             }
@@ -61,8 +63,18 @@ impl ProblemView {
         }
         match p.instrument() {
             Instrument::Vanilla(o) => {
-                put("kind", json!(if o.kind == OptionKind::Call { "call" } else { "put" }));
-                put("exercise", json!(if o.exercise == Exercise::European { "european" } else { "american" }));
+                put(
+                    "kind",
+                    json!(if o.kind == OptionKind::Call { "call" } else { "put" }),
+                );
+                put(
+                    "exercise",
+                    json!(if o.exercise == Exercise::European {
+                        "european"
+                    } else {
+                        "american"
+                    }),
+                );
                 put("strike", json!(o.strike));
                 put("maturity", json!(o.maturity));
                 match o.barrier {
@@ -71,8 +83,11 @@ impl ProblemView {
                     None => {}
                 }
                 if !o.dividends.is_empty() {
-                    let d: Vec<_> =
-                        o.dividends.iter().map(|d| json!({"time": d.time, "fraction": d.fraction})).collect();
+                    let d: Vec<_> = o
+                        .dividends
+                        .iter()
+                        .map(|d| json!({"time": d.time, "fraction": d.fraction}))
+                        .collect();
                     put("dividends", Value::Array(d));
                 }
             }
@@ -97,7 +112,11 @@ impl ProblemView {
             points,
             reference: case.reference.clone(),
             reference_note: case.reference_note.to_owned(),
-            methods: MethodId::ALL.into_iter().filter(|m| m.applies_to(p)).map(|m| m.name().to_owned()).collect(),
+            methods: MethodId::ALL
+                .into_iter()
+                .filter(|m| m.applies_to(p))
+                .map(|m| m.name().to_owned())
+                .collect(),
         }
     }
 }

@@ -110,7 +110,10 @@ impl EventKind {
 impl Event {
     /// An event stamped now.
     pub fn now(kind: EventKind) -> Self {
-        Self { ts_ms: crate::task::now_ms(), kind }
+        Self {
+            ts_ms: crate::task::now_ms(),
+            kind,
+        }
     }
 
     /// Encode as JSON.

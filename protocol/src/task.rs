@@ -168,7 +168,14 @@ impl TaskResult {
 }
 
 fn check_version(found: u32) -> Result<(), DecodeError> {
-    if found == SCHEMA_VERSION { Ok(()) } else { Err(DecodeError::Version { found, expected: SCHEMA_VERSION }) }
+    if found == SCHEMA_VERSION {
+        Ok(())
+    } else {
+        Err(DecodeError::Version {
+            found,
+            expected: SCHEMA_VERSION,
+        })
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -209,8 +216,14 @@ mod tests {
     fn other_schema_versions_and_garbage_are_rejected() {
         let mut t = example_task();
         t.schema_version = 2;
-        assert!(matches!(TaskMessage::decode(&t.encode()), Err(DecodeError::Version { found: 2, .. })));
-        assert!(matches!(TaskMessage::decode(b"\xff not json"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            TaskMessage::decode(&t.encode()),
+            Err(DecodeError::Version { found: 2, .. })
+        ));
+        assert!(matches!(
+            TaskMessage::decode(b"\xff not json"),
+            Err(DecodeError::Json(_))
+        ));
     }
 
     #[test]
@@ -223,7 +236,10 @@ mod tests {
             worker: "w1".into(),
             started_ms: 1,
             finished_ms: 2,
-            outcome: Outcome::Failed { kind: FailureKind::TimedOut, reason: "time limit".into() },
+            outcome: Outcome::Failed {
+                kind: FailureKind::TimedOut,
+                reason: "time limit".into(),
+            },
         };
         assert_eq!(TaskResult::decode(&r.encode()).unwrap(), r);
     }

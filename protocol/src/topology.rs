@@ -67,10 +67,22 @@ pub struct QueueSpec {
 /// The exchanges, in declaration order.
 pub fn exchanges() -> Vec<ExchangeSpec> {
     vec![
-        ExchangeSpec { name: TASKS_EXCHANGE, kind: ExchangeKind::Direct },
-        ExchangeSpec { name: RESULTS_EXCHANGE, kind: ExchangeKind::Direct },
-        ExchangeSpec { name: EVENTS_EXCHANGE, kind: ExchangeKind::Topic },
-        ExchangeSpec { name: DEAD_EXCHANGE, kind: ExchangeKind::Fanout },
+        ExchangeSpec {
+            name: TASKS_EXCHANGE,
+            kind: ExchangeKind::Direct,
+        },
+        ExchangeSpec {
+            name: RESULTS_EXCHANGE,
+            kind: ExchangeKind::Direct,
+        },
+        ExchangeSpec {
+            name: EVENTS_EXCHANGE,
+            kind: ExchangeKind::Topic,
+        },
+        ExchangeSpec {
+            name: DEAD_EXCHANGE,
+            kind: ExchangeKind::Fanout,
+        },
     ]
 }
 

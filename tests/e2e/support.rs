@@ -133,10 +133,10 @@ pub async fn wait_healthy(http: &reqwest::Client, url: &str, limit: Duration, pr
     let start = Instant::now();
     loop {
         proc_.assert_running();
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(start.elapsed() < limit, "{url} not healthy after {limit:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -28,7 +28,10 @@ pub fn cancel_for(task: &TaskMessage) -> Cancel {
 }
 
 fn failed(kind: FailureKind, reason: impl Into<String>) -> Outcome {
-    Outcome::Failed { kind, reason: reason.into() }
+    Outcome::Failed {
+        kind,
+        reason: reason.into(),
+    }
 }
 
 fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
@@ -40,10 +43,16 @@ fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
         return failed(FailureKind::Invalid, format!("unknown method `{}`", task.method));
     };
     if !method.applies_to(&case.problem) {
-        return failed(FailureKind::NotApplicable, format!("{method} does not apply to {}", case.id));
+        return failed(
+            FailureKind::NotApplicable,
+            format!("{method} does not apply to {}", case.id),
+        );
     }
     if task.repeats == 0 || task.repeats > protocol::api::MAX_REPEATS {
-        return failed(FailureKind::Invalid, format!("repeats {} out of range", task.repeats));
+        return failed(
+            FailureKind::Invalid,
+            format!("repeats {} out of range", task.repeats),
+        );
     }
     let tuned = match task.level {
         None => tune::tune(method, &case.problem, &case.reference, task.tolerance, cancel).map(|t| t.level),
@@ -56,7 +65,10 @@ fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
         Ok((level, (times, estimate))) => {
             let relerr = benchop::relerr(&estimate.values, &case.reference);
             let statistical = estimate.std_errors.as_ref().map_or(0.0, |se| {
-                se.iter().zip(&case.reference).map(|(s, r)| 2.0 * s / r.abs()).fold(0.0, f64::max)
+                se.iter()
+                    .zip(&case.reference)
+                    .map(|(s, r)| 2.0 * s / r.abs())
+                    .fold(0.0, f64::max)
             });
             Outcome::Succeeded(Measurement {
                 reached: relerr <= task.tolerance && statistical <= task.tolerance,
@@ -109,7 +121,9 @@ mod tests {
     fn a_closed_form_task_reaches_the_tolerance_and_is_timed() {
         let t = task("1aI", "closed-form");
         let r = execute(&t, "w", &cancel_for(&t));
-        let Outcome::Succeeded(m) = r.outcome else { panic!("{:?}", r.outcome) };
+        let Outcome::Succeeded(m) = r.outcome else {
+            panic!("{:?}", r.outcome)
+        };
         assert!(m.reached && m.relerr < 1e-10);
         assert_eq!(m.times_s.len(), 2);
         assert_eq!(r.task_id, t.task_id);
@@ -124,7 +138,11 @@ mod tests {
         ] {
             let t = task(p, m);
             let r = execute(&t, "w", &cancel_for(&t));
-            assert!(matches!(r.outcome, Outcome::Failed { kind: k, .. } if k == kind), "{p} {m}: {:?}", r.outcome);
+            assert!(
+                matches!(r.outcome, Outcome::Failed { kind: k, .. } if k == kind),
+                "{p} {m}: {:?}",
+                r.outcome
+            );
         }
     }
 
@@ -134,6 +152,16 @@ mod tests {
         let cancel = Cancel::new();
         cancel.cancel();
         let r = execute(&t, "w", &cancel);
-        assert!(matches!(r.outcome, Outcome::Failed { kind: FailureKind::Cancelled, .. }), "{:?}", r.outcome);
+        assert!(
+            matches!(
+                r.outcome,
+                Outcome::Failed {
+                    kind: FailureKind::Cancelled,
+                    ..
+                }
+            ),
+            "{:?}",
+            r.outcome
+        );
     }
 }

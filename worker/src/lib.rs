@@ -18,8 +18,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::options::BasicRejectOptions;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -33,7 +35,11 @@ use protocol::{EventKind, EventSink, FailureKind, Outcome, SCHEMA_VERSION, TaskM
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// RabbitMQ URL.
-    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// Tasks run at once (and the prefetch count). Kernels use all cores through rayon, so 1 keeps
     /// timings comparable.
@@ -57,7 +63,11 @@ impl Config {
 fn default_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("worker-{}@{host}", std::process::id())
@@ -73,7 +83,11 @@ pub struct Worker {
 impl Worker {
     /// A worker called `name`.
     pub fn new(name: String) -> Arc<Self> {
-        Arc::new(Self { name, active: AtomicU32::new(0), processed: AtomicU64::new(0) })
+        Arc::new(Self {
+            name,
+            active: AtomicU32::new(0),
+            processed: AtomicU64::new(0),
+        })
     }
 
     /// Its name.
@@ -94,7 +108,10 @@ impl Worker {
     /// Run one task on a blocking thread. A panicking kernel becomes a `panicked` failure.
     pub async fn handle(&self, task: TaskMessage, events: &dyn EventSink) -> TaskResult {
         self.active.fetch_add(1, Ordering::Relaxed);
-        events.emit(EventKind::TaskStarted { task_id: task.task_id, worker: self.name.clone() });
+        events.emit(EventKind::TaskStarted {
+            task_id: task.task_id,
+            worker: self.name.clone(),
+        });
         let name = self.name.clone();
         let for_kernel = task.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -103,7 +120,11 @@ impl Worker {
         })
         .await;
         let result = joined.unwrap_or_else(|e| {
-            let reason = if e.is_panic() { "the kernel panicked" } else { "the kernel was aborted" };
+            let reason = if e.is_panic() {
+                "the kernel panicked"
+            } else {
+                "the kernel was aborted"
+            };
             TaskResult {
                 schema_version: SCHEMA_VERSION,
                 task_id: task.task_id,
@@ -112,7 +133,10 @@ impl Worker {
                 worker: self.name.clone(),
                 started_ms: protocol::task::now_ms(),
                 finished_ms: protocol::task::now_ms(),
-                outcome: Outcome::Failed { kind: FailureKind::Panicked, reason: reason.to_owned() },
+                outcome: Outcome::Failed {
+                    kind: FailureKind::Panicked,
+                    reason: reason.to_owned(),
+                },
             }
         });
         self.active.fetch_sub(1, Ordering::Relaxed);
@@ -128,9 +152,11 @@ impl Worker {
                 worker,
                 runtime_ms: result.finished_ms.saturating_sub(result.started_ms),
             },
-            Outcome::Failed { reason, .. } => {
-                EventKind::TaskFailed { task_id: result.task_id, worker, reason: reason.clone() }
-            }
+            Outcome::Failed { reason, .. } => EventKind::TaskFailed {
+                task_id: result.task_id,
+                worker,
+                reason: reason.clone(),
+            },
         });
     }
 }
@@ -156,7 +182,11 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), AmqpErr
         }
         first = false;
     }
-    tracing::info!(worker = worker.name(), processed = worker.processed(), "worker stopped");
+    tracing::info!(
+        worker = worker.name(),
+        processed = worker.processed(),
+        "worker stopped"
+    );
     Ok(())
 }
 
@@ -164,15 +194,29 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     let conn = amqp::connect(&config.amqp_url, worker.name(), Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
-    channel.basic_qos(config.concurrency.max(1), BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(config.concurrency.max(1), BasicQosOptions::default())
+        .await?;
     let results = amqp::confirm_channel(&conn).await?;
     let events: Arc<dyn EventSink> = Arc::new(AmqpEvents::spawn(conn.create_channel().await?));
     let tag = format!("{}-{}", worker.name(), uuid::Uuid::new_v4().simple());
     let mut consumer = channel
-        .basic_consume(TASKS_QUEUE.into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            TASKS_QUEUE.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
-    events.emit(EventKind::WorkerOnline { worker: worker.name().to_owned(), concurrency: config.concurrency.into() });
-    tracing::info!(worker = worker.name(), concurrency = config.concurrency, "consuming tasks");
+    events.emit(EventKind::WorkerOnline {
+        worker: worker.name().to_owned(),
+        concurrency: config.concurrency.into(),
+    });
+    tracing::info!(
+        worker = worker.name(),
+        concurrency = config.concurrency,
+        "consuming tasks"
+    );
 
     let tracker = TaskTracker::new();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
@@ -198,13 +242,20 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     };
     if outcome.is_ok() {
         // Graceful: no new deliveries, then drain what is running; unacked leftovers are redelivered.
-        let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+        let _ = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
     }
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(config.drain_secs), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(config.drain_secs), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain timed out; unfinished tasks will be redelivered");
     }
-    events.emit(EventKind::WorkerOffline { worker: worker.name().to_owned() });
+    events.emit(EventKind::WorkerOffline {
+        worker: worker.name().to_owned(),
+    });
     if outcome.is_ok() {
         tokio::time::sleep(Duration::from_millis(50)).await; // let the offline event out
         let _ = conn.close(200, "worker shutting down".into()).await;
@@ -212,7 +263,12 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     outcome
 }
 
-async fn process(delivery: lapin::message::Delivery, worker: &Worker, results: &lapin::Channel, events: &dyn EventSink) {
+async fn process(
+    delivery: lapin::message::Delivery,
+    worker: &Worker,
+    results: &lapin::Channel,
+    events: &dyn EventSink,
+) {
     let task = match TaskMessage::decode(&delivery.data) {
         Ok(t) => t,
         Err(e) => {
@@ -230,7 +286,14 @@ async fn process(delivery: lapin::message::Delivery, worker: &Worker, results: &
     });
     let result = worker.handle(task, events).await;
     let id = result.task_id.to_string();
-    match amqp::publish_confirmed(results, RESULTS_EXCHANGE, RESULTS_ROUTING_KEY, [(id, result.encode())]).await {
+    match amqp::publish_confirmed(
+        results,
+        RESULTS_EXCHANGE,
+        RESULTS_ROUTING_KEY,
+        [(id, result.encode())],
+    )
+    .await
+    {
         Ok(()) => {
             if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                 // The result is safe at the broker; the task will be redelivered and its result deduplicated.
@@ -240,7 +303,12 @@ async fn process(delivery: lapin::message::Delivery, worker: &Worker, results: &
         }
         Err(e) => {
             tracing::error!(error = %e, task = %result.task_id, "result not confirmed; requeueing the task");
-            let _ = delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await;
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await;
         }
     }
 }
@@ -258,10 +326,17 @@ pub async fn run_local(queue: LocalQueue, n: usize, events: Arc<dyn EventSink>, 
     let tracker = TaskTracker::new();
     for i in 0..n.max(1) {
         let worker = Worker::new(format!("local-{}", i + 1));
-        let (tasks, results, events, token) =
-            (Arc::clone(&queue.tasks), queue.results.clone(), Arc::clone(&events), token.clone());
+        let (tasks, results, events, token) = (
+            Arc::clone(&queue.tasks),
+            queue.results.clone(),
+            Arc::clone(&events),
+            token.clone(),
+        );
         tracker.spawn(async move {
-            events.emit(EventKind::WorkerOnline { worker: worker.name().to_owned(), concurrency: 1 });
+            events.emit(EventKind::WorkerOnline {
+                worker: worker.name().to_owned(),
+                concurrency: 1,
+            });
             loop {
                 let next = tokio::select! {
                     () = token.cancelled() => None,
@@ -280,7 +355,9 @@ pub async fn run_local(queue: LocalQueue, n: usize, events: Arc<dyn EventSink>, 
                     break;
                 }
             }
-            events.emit(EventKind::WorkerOffline { worker: worker.name().to_owned() });
+            events.emit(EventKind::WorkerOffline {
+                worker: worker.name().to_owned(),
+            });
         });
     }
     tracker.close();

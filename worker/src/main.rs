@@ -3,7 +3,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(version, about = "benchop worker: prices tasks from RabbitMQ and publishes their results")]
+#[command(
+    version,
+    about = "benchop worker: prices tasks from RabbitMQ and publishes their results"
+)]
 struct Cli {
     #[command(flatten)]
     config: worker::Config,

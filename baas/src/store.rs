@@ -314,3 +314,90 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
 pub fn is_failure(result: &TaskResult) -> bool {
     matches!(result.outcome, Outcome::Failed { .. })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{FailureKind, ProblemRef, SCHEMA_VERSION};
+
+    fn task(job_id: Uuid, method: &str) -> TaskMessage {
+        TaskMessage {
+            schema_version: SCHEMA_VERSION,
+            task_id: Uuid::new_v4(),
+            job_id,
+            problem: ProblemRef::Catalogue("1aI".into()),
+            method: method.into(),
+            tolerance: 1e-4,
+            repeats: 3,
+            level: None,
+            time_limit_ms: 1000,
+        }
+    }
+
+    fn failed(t: &TaskMessage) -> TaskResult {
+        TaskResult {
+            schema_version: SCHEMA_VERSION,
+            task_id: t.task_id,
+            job_id: t.job_id,
+            method: t.method.clone(),
+            worker: "w".into(),
+            started_ms: 1,
+            finished_ms: 2,
+            outcome: Outcome::Failed {
+                kind: FailureKind::Numerical,
+                reason: "x".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
+        let store = Store::open(None).unwrap();
+        let job_id = Uuid::new_v4();
+        let tasks = vec![task(job_id, "cos"), task(job_id, "fd")];
+        let job = JobRecord {
+            id: job_id,
+            problem: "1aI".into(),
+            tolerance: 1e-4,
+            repeats: 3,
+            created_ms: 10,
+            finished_ms: None,
+            n_tasks: 2,
+            n_done: 0,
+        };
+        store.insert_job(job, tasks.clone()).await.unwrap();
+        assert_eq!(store.unpublished_tasks(11, 10).await.unwrap().len(), 2);
+        store.mark_published(vec![tasks[0].task_id]).await.unwrap();
+        assert_eq!(
+            store.unpublished_tasks(11, 10).await.unwrap(),
+            vec![tasks[1].clone()]
+        );
+
+        let first = failed(&tasks[0]);
+        assert_eq!(
+            store.record_result(first.clone(), 20).await.unwrap(),
+            Recorded::New { job_finished: false }
+        );
+        assert_eq!(store.record_result(first, 21).await.unwrap(), Recorded::Duplicate);
+        assert_eq!(
+            store.record_result(failed(&tasks[1]), 22).await.unwrap(),
+            Recorded::New { job_finished: true }
+        );
+        let stray = failed(&task(job_id, "mc"));
+        assert_eq!(
+            store.record_result(stray, 23).await.unwrap(),
+            Recorded::UnknownTask
+        );
+
+        let (job, records) = store.job(job_id).await.unwrap().unwrap();
+        assert_eq!((job.n_done, job.finished_ms), (2, Some(22)));
+        assert_eq!(
+            records.iter().map(|r| r.result_deliveries).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert!(
+            store.unpublished_tasks(100, 10).await.unwrap().is_empty(),
+            "a task with a result is never republished"
+        );
+    }
+}

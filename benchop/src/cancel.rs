@@ -31,7 +31,10 @@ impl Cancel {
 
     /// A flag that also trips once `deadline` has passed.
     pub fn with_deadline(deadline: Instant) -> Self {
-        Self { flag: Arc::default(), deadline: Some(deadline) }
+        Self {
+            flag: Arc::default(),
+            deadline: Some(deadline),
+        }
     }
 
     /// Raise the flag; every clone sees it.

@@ -84,12 +84,22 @@ pub struct VanillaOption {
 impl VanillaOption {
     /// A plain European option.
     pub fn european(kind: OptionKind, strike: f64, maturity: f64) -> Self {
-        Self { kind, strike, maturity, exercise: Exercise::European, barrier: None, dividends: Vec::new() }
+        Self {
+            kind,
+            strike,
+            maturity,
+            exercise: Exercise::European,
+            barrier: None,
+            dividends: Vec::new(),
+        }
     }
 
     /// A plain American option.
     pub fn american(kind: OptionKind, strike: f64, maturity: f64) -> Self {
-        Self { exercise: Exercise::American, ..Self::european(kind, strike, maturity) }
+        Self {
+            exercise: Exercise::American,
+            ..Self::european(kind, strike, maturity)
+        }
     }
 
     /// Product of (1 − fraction) over all dividends: the factor a proportional dividend stream scales S by.
@@ -141,7 +151,10 @@ impl Instrument {
                 if let Some(b) = o.barrier {
                     positive("barrier", b.level())?;
                     if o.exercise == Exercise::American {
-                        return Err(Error::invalid("barrier", "American barrier options are not supported"));
+                        return Err(Error::invalid(
+                            "barrier",
+                            "American barrier options are not supported",
+                        ));
                     }
                 }
                 let mut last = 0.0;

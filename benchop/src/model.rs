@@ -156,7 +156,10 @@ impl Model {
             Model::Sabr(m) => {
                 positive("alpha", m.alpha)?;
                 if !(0.0..=1.0).contains(&m.beta) {
-                    return Err(Error::invalid("beta", format!("must lie in [0, 1], got {}", m.beta)));
+                    return Err(Error::invalid(
+                        "beta",
+                        format!("must lie in [0, 1], got {}", m.beta),
+                    ));
                 }
                 correlation("rho", m.rho)?;
                 non_negative("nu", m.nu)
@@ -196,8 +199,13 @@ impl LocalVol {
     }
 }
 
-/// SVI total implied variance w(T, x) of the 3aII surface and its derivatives ∂w/∂T, ∂w/∂x, ∂²w/∂x².
-fn svi_total_variance(t: f64, x: f64) -> (f64, f64, f64, f64) {
+/// The 3aII SVI formula v(T, x) and its derivatives ∂v/∂T, ∂v/∂x, ∂²v/∂x².
+///
+/// shared/BENCHOP.md calls the formula the total implied variance, but read that way the Dupire volatility
+/// is absurd (≈ 187 near t = 0) and no method comes near the published 3aII values. Read as the implied
+/// *variance* (total variance w = T·v), finite differences converge to the published values to ~1e-5, so
+/// that is the reading used here.
+fn svi_variance(t: f64, x: f64) -> (f64, f64, f64, f64) {
     // Parameters and their T-derivatives (shared/BENCHOP.md, 3aII).
     let st = t.max(1e-12).sqrt();
     let st4 = (t + 0.04).sqrt();
@@ -228,22 +236,37 @@ fn svi_total_variance(t: f64, x: f64) -> (f64, f64, f64, f64) {
 
 /// Dupire local volatility from total implied variance (Gatheral 2006, eq. 1.10), x = log(S / (S₀ e^{rt})).
 fn svi_local_vol(r: f64, s0: f64, s: f64, t: f64) -> f64 {
+    // The formula has a finite limit as t → 0 but 0/0 terms at t = 0 itself: evaluate just after it.
+    let t = t.max(1e-8);
     let x = (s / (s0 * (r * t).exp())).ln();
-    let (w, wt, wx, wxx) = svi_total_variance(t, x);
+    let (v, vt, vx, vxx) = svi_variance(t, x);
+    let (w, wt, wx, wxx) = (t * v, v + t * vt, t * vx, t * vxx);
     let denom = 1.0 - x / w * wx + 0.25 * (-0.25 - 1.0 / w + x * x / (w * w)) * wx * wx + 0.5 * wxx;
     let var = wt / denom;
-    if var.is_finite() && var > 0.0 { var.sqrt() } else { (w / t.max(1e-12)).max(1e-8).sqrt() }
+    if var.is_finite() && var > 0.0 {
+        var.sqrt()
+    } else {
+        // Outside the arbitrage-free region Dupire's formula fails; fall back to the implied volatility.
+        v.max(1e-8).sqrt()
+    }
 }
 
 pub(crate) fn finite(name: &'static str, v: f64) -> Result<(), Error> {
-    if v.is_finite() { Ok(()) } else { Err(Error::invalid(name, format!("must be finite, got {v}"))) }
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::invalid(name, format!("must be finite, got {v}")))
+    }
 }
 
 pub(crate) fn positive(name: &'static str, v: f64) -> Result<(), Error> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(Error::invalid(name, format!("must be a finite positive number, got {v}")))
+        Err(Error::invalid(
+            name,
+            format!("must be a finite positive number, got {v}"),
+        ))
     }
 }
 
@@ -251,7 +274,10 @@ pub(crate) fn non_negative(name: &'static str, v: f64) -> Result<(), Error> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(Error::invalid(name, format!("must be finite and non-negative, got {v}")))
+        Err(Error::invalid(
+            name,
+            format!("must be finite and non-negative, got {v}"),
+        ))
     }
 }
 

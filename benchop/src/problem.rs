@@ -88,14 +88,25 @@ pub struct Problem {
 
 impl Problem {
     /// Validate the parts and their combination.
-    pub fn new(model: Model, instrument: Instrument, quantity: Quantity, points: Points) -> Result<Self, Error> {
+    pub fn new(
+        model: Model,
+        instrument: Instrument,
+        quantity: Quantity,
+        points: Points,
+    ) -> Result<Self, Error> {
         model.validate()?;
         instrument.validate()?;
         if points.is_empty() {
-            return Err(Error::invalid("points", "at least one evaluation point is required"));
+            return Err(Error::invalid(
+                "points",
+                "at least one evaluation point is required",
+            ));
         }
         if points.len() > MAX_POINTS {
-            return Err(Error::invalid("points", format!("at most {MAX_POINTS} evaluation points")));
+            return Err(Error::invalid(
+                "points",
+                format!("at most {MAX_POINTS} evaluation points"),
+            ));
         }
         match (&points, instrument.dimension()) {
             (Points::Spots(v), 1) => v.iter().try_for_each(|&s| positive("spot", s))?,
@@ -104,11 +115,19 @@ impl Problem {
                 strikes.iter().try_for_each(|&k| positive("strike", k))?;
             }
             (Points::SpotPairs(v), 2) => v.iter().flatten().try_for_each(|&s| positive("spot", s))?,
-            _ => return Err(Error::invalid("points", "evaluation points do not match the instrument's assets")),
+            _ => {
+                return Err(Error::invalid(
+                    "points",
+                    "evaluation points do not match the instrument's assets",
+                ));
+            }
         }
         let two_asset_model = matches!(model, Model::TwoAsset(_));
         if two_asset_model != (instrument.dimension() == 2) {
-            return Err(Error::invalid("model", "a two-asset model goes with a two-asset instrument"));
+            return Err(Error::invalid(
+                "model",
+                "a two-asset model goes with a two-asset instrument",
+            ));
         }
         if quantity != Quantity::Price {
             let vanilla_bs = matches!(model, Model::BlackScholes(_))
@@ -120,7 +139,12 @@ impl Problem {
                 ));
             }
         }
-        Ok(Self { model, instrument, quantity, points })
+        Ok(Self {
+            model,
+            instrument,
+            quantity,
+            points,
+        })
     }
 
     /// The model.

@@ -45,13 +45,23 @@ pub fn tune(
     let mut best: Option<Tuned> = None;
     for level in 0.. {
         cancel.check()?;
-        let Some(estimate) = method.price(problem, level, cancel)? else { break };
+        let Some(estimate) = method.price(problem, level, cancel)? else {
+            break;
+        };
         let err = relerr(&estimate.values, reference);
         let statistical = estimate.std_errors.as_ref().map_or(0.0, |se| {
-            se.iter().zip(reference).map(|(s, r)| 2.0 * s / r.abs()).fold(0.0, f64::max)
+            se.iter()
+                .zip(reference)
+                .map(|(s, r)| 2.0 * s / r.abs())
+                .fold(0.0, f64::max)
         });
         let reached = err <= tol && statistical <= tol;
-        let candidate = Tuned { level, estimate, relerr: err, reached };
+        let candidate = Tuned {
+            level,
+            estimate,
+            relerr: err,
+            reached,
+        };
         if reached {
             return Ok(candidate);
         }
@@ -68,7 +78,10 @@ pub fn check_tolerance(tol: f64) -> Result<(), Error> {
     if tol.is_finite() && (lo..=hi).contains(&tol) {
         Ok(())
     } else {
-        Err(Error::invalid("tolerance", format!("must lie in [{lo:e}, {hi:e}], got {tol}")))
+        Err(Error::invalid(
+            "tolerance",
+            format!("must lie in [{lo:e}, {hi:e}], got {tol}"),
+        ))
     }
 }
 

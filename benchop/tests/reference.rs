@@ -9,7 +9,14 @@ const TOL: f64 = 1e-4;
 fn report(case: &catalogue::Case, method: MethodId, t: &tune::Tuned) -> String {
     format!(
         "case {} method {} level {} setting `{}`: relerr {:.3e}\n  computed  {:?}\n  reference {:?}\n  std err   {:?}",
-        case.id, method, t.level, t.estimate.setting, t.relerr, t.estimate.values, case.reference, t.estimate.std_errors
+        case.id,
+        method,
+        t.level,
+        t.estimate.setting,
+        t.relerr,
+        t.estimate.values,
+        case.reference,
+        t.estimate.std_errors
     )
 }
 
@@ -31,7 +38,12 @@ fn every_claimed_deterministic_pair_reaches_the_benchmark_tolerance() {
         }
     }
     assert!(checked > 0, "no method claims any case");
-    assert!(failures.is_empty(), "{} of {checked} claimed pairs miss 1e-4:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} claimed pairs miss 1e-4:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -45,7 +57,11 @@ fn monte_carlo_agrees_with_the_reference_within_four_standard_errors() {
         // A loose tolerance keeps the ladder short; the check is statistical, not the tolerance.
         let t = tune::tune(method, &case.problem, &case.reference, 1e-2, &Cancel::new())
             .unwrap_or_else(|e| panic!("case {}: {e}", case.id));
-        let se = t.estimate.std_errors.clone().expect("Monte Carlo reports standard errors");
+        let se = t
+            .estimate
+            .std_errors
+            .clone()
+            .expect("Monte Carlo reports standard errors");
         for ((v, r), s) in t.estimate.values.iter().zip(&case.reference).zip(&se) {
             assert!(*s > 0.0 && s.is_finite(), "{}", report(case, method, &t));
             if (v - r).abs() > 4.0 * s + 1e-12 * r.abs() {
@@ -84,10 +100,21 @@ fn methods_agree_with_each_other_on_a_custom_problem() {
         Points::Spots(vec![80.0, 95.0, 120.0]),
     )
     .unwrap();
-    let reference = MethodId::ClosedForm.price(&problem, 0, &Cancel::new()).unwrap().unwrap().values;
-    for method in MethodId::ALL.into_iter().filter(|m| !m.is_stochastic() && m.applies_to(&problem)) {
+    let reference = MethodId::ClosedForm
+        .price(&problem, 0, &Cancel::new())
+        .unwrap()
+        .unwrap()
+        .values;
+    for method in MethodId::ALL
+        .into_iter()
+        .filter(|m| !m.is_stochastic() && m.applies_to(&problem))
+    {
         let t = tune::tune(method, &problem, &reference, TOL, &Cancel::new()).unwrap();
-        assert!(t.reached, "{method}: relerr {:.3e} at `{}`", t.relerr, t.estimate.setting);
+        assert!(
+            t.reached,
+            "{method}: relerr {:.3e} at `{}`",
+            t.relerr, t.estimate.setting
+        );
     }
 }
 
@@ -98,7 +125,11 @@ fn a_cancelled_flag_stops_every_method() {
     for case in catalogue::cases() {
         for method in MethodId::ALL.into_iter().filter(|m| m.applies_to(&case.problem)) {
             let r = tune::tune(method, &case.problem, &case.reference, TOL, &cancel);
-            assert!(matches!(r, Err(benchop::Error::Cancelled(_))), "{} {method}: {r:?}", case.id);
+            assert!(
+                matches!(r, Err(benchop::Error::Cancelled(_))),
+                "{} {method}: {r:?}",
+                case.id
+            );
         }
     }
 }

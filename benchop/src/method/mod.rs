@@ -4,11 +4,13 @@
 //! prices all evaluation points at one level; [`crate::tune`] walks the ladder to find the cheapest level
 //! that reaches a tolerance. Kernels check a [`Cancel`] flag between units of work.
 
+mod charfn;
 pub mod closed_form;
 pub mod cos;
 pub mod fd;
 pub mod fft;
 pub mod mc;
+pub(crate) mod normal;
 pub mod tree;
 
 use crate::{Cancel, Error, Problem};
@@ -77,7 +79,9 @@ impl MethodId {
                  (Reiner–Rubinstein), proportional dividends, Merton series, Heston (Fourier integral), Margrabe"
             }
             MethodId::Cos => "Fourier-cosine series expansion of the density (Fang & Oosterlee 2008)",
-            MethodId::Fft => "Carr–Madan FFT of the damped call price with Simpson weights (Carr & Madan 1999)",
+            MethodId::Fft => {
+                "Carr–Madan FFT of the damped call price with Simpson weights (Carr & Madan 1999)"
+            }
             MethodId::Fd => {
                 "Finite differences on a uniform grid, Crank–Nicolson with Rannacher start; \
                  American by operator splitting (Ikonen & Toivanen 2004)"
@@ -99,7 +103,9 @@ impl MethodId {
     /// assert_eq!(MethodId::from_name("nope"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<MethodId> {
-        Self::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
     /// Does the method price this problem?
@@ -123,7 +129,10 @@ impl MethodId {
     /// Price every point at ladder `level` (0 = cheapest). `Ok(None)` past the end of the ladder.
     pub fn price(self, problem: &Problem, level: usize, cancel: &Cancel) -> Result<Option<Estimate>, Error> {
         if !self.applies_to(problem) {
-            return Err(Error::NotApplicable { method: self.name(), reason: "not in its coverage".into() });
+            return Err(Error::NotApplicable {
+                method: self.name(),
+                reason: "not in its coverage".into(),
+            });
         }
         let estimate = match self {
             MethodId::ClosedForm => closed_form::price_level(problem, level, cancel),
@@ -134,14 +143,14 @@ impl MethodId {
             MethodId::Tree => tree::price_level(problem, level, cancel),
             MethodId::Mc => mc::price_level(problem, level, cancel),
         }?;
-        if let Some(e) = &estimate {
-            if e.values.len() != problem.points().len() || e.values.iter().any(|v| !v.is_finite()) {
-                return Err(Error::Numerical(format!(
-                    "{} produced {} values, non-finite or of the wrong count",
-                    self.name(),
-                    e.values.len()
-                )));
-            }
+        if let Some(e) = &estimate
+            && (e.values.len() != problem.points().len() || e.values.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::Numerical(format!(
+                "{} produced {} values, non-finite or of the wrong count",
+                self.name(),
+                e.values.len()
+            )));
         }
         Ok(estimate)
     }

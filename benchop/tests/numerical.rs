@@ -1,0 +1,277 @@
+//! Numerical properties of the finite-difference, tree and Monte Carlo kernels.
+
+use benchop::{Cancel, MethodId, catalogue, relerr};
+
+use benchop::method::{fd, mc, tree};
+use benchop::model::{BlackScholes, Model};
+use benchop::{Barrier, Exercise, Instrument, OptionKind, Points, Problem, Quantity, VanillaOption};
+
+fn bs_problem(opt: VanillaOption, r: f64, sigma: f64, spots: &[f64], q: Quantity) -> Problem {
+    Problem::new(
+        Model::BlackScholes(BlackScholes { r, sigma }),
+        Instrument::Vanilla(opt),
+        q,
+        Points::Spots(spots.to_vec()),
+    )
+    .unwrap()
+}
+
+fn values(method: MethodId, p: &Problem, level: usize) -> Vec<f64> {
+    method.price(p, level, &Cancel::new()).unwrap().unwrap().values
+}
+
+const SPOTS: [f64; 5] = [80.0, 90.0, 100.0, 110.0, 120.0];
+
+#[test]
+fn american_is_worth_at_least_european() {
+    for kind in [OptionKind::Put, OptionKind::Call] {
+        let mut euro = VanillaOption::european(kind, 100.0, 1.0);
+        euro.dividends = vec![benchop::Dividend {
+            time: 0.5,
+            fraction: 0.04,
+        }];
+        let amer = VanillaOption {
+            exercise: Exercise::American,
+            ..euro.clone()
+        };
+        let pe = bs_problem(euro, 0.05, 0.2, &SPOTS, Quantity::Price);
+        let pa = bs_problem(amer, 0.05, 0.2, &SPOTS, Quantity::Price);
+        for m in [MethodId::Fd, MethodId::FdNu, MethodId::Tree] {
+            let (e, a) = (values(m, &pe, 6), values(m, &pa, 6));
+            for ((e, a), s) in e.iter().zip(&a).zip(SPOTS) {
+                assert!(
+                    a >= &(e - 1e-9),
+                    "{m} {kind:?} S={s}: American {a} < European {e}"
+                );
+                let intrinsic = kind.payoff(s, 100.0);
+                assert!(
+                    *a >= intrinsic - 1e-9,
+                    "{m} {kind:?} S={s}: American {a} below intrinsic"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn european_put_call_parity_holds_for_fd_and_tree() {
+    let (r, t, k) = (0.04, 0.8, 95.0);
+    let call = bs_problem(
+        VanillaOption::european(OptionKind::Call, k, t),
+        r,
+        0.25,
+        &SPOTS,
+        Quantity::Price,
+    );
+    let put = bs_problem(
+        VanillaOption::european(OptionKind::Put, k, t),
+        r,
+        0.25,
+        &SPOTS,
+        Quantity::Price,
+    );
+    for m in [MethodId::Fd, MethodId::FdNu, MethodId::Tree] {
+        let (c, p) = (values(m, &call, 8), values(m, &put, 8));
+        for ((c, p), s) in c.iter().zip(&p).zip(SPOTS) {
+            let parity = s - k * (-r * t).exp();
+            assert!(
+                (c - p - parity).abs() < 1e-4 * s,
+                "{m} S={s}: C − P = {} vs {parity}",
+                c - p
+            );
+        }
+    }
+}
+
+#[test]
+fn knock_out_is_worth_at_most_the_vanilla() {
+    let vanilla = VanillaOption::european(OptionKind::Call, 100.0, 1.0);
+    let up = VanillaOption {
+        barrier: Some(Barrier::UpAndOut(130.0)),
+        ..vanilla.clone()
+    };
+    let down = VanillaOption {
+        barrier: Some(Barrier::DownAndOut(85.0)),
+        ..vanilla.clone()
+    };
+    let spots = [90.0, 100.0, 110.0, 120.0];
+    let pv = bs_problem(vanilla, 0.03, 0.2, &spots, Quantity::Price);
+    for barrier in [up, down] {
+        let pb = bs_problem(barrier, 0.03, 0.2, &spots, Quantity::Price);
+        for m in [MethodId::Fd, MethodId::FdNu, MethodId::Mc] {
+            let (v, b) = (values(m, &pv, 3), values(m, &pb, 3));
+            for (v, b) in v.iter().zip(&b) {
+                assert!(
+                    *b >= -1e-12 && b <= &(v + 1e-9),
+                    "{m}: knock-out {b} vs vanilla {v}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn grid_delta_and_gamma_match_differences_of_fd_prices() {
+    let opt = VanillaOption::european(OptionKind::Put, 100.0, 0.5);
+    let h = 0.5;
+    let centre = [95.0, 105.0];
+    let bumped: Vec<f64> = centre.iter().flat_map(|&s| [s - h, s, s + h]).collect();
+    for grid in [fd::Grid::Uniform, fd::Grid::NonUniform] {
+        let cfg = fd::level_config(
+            &bs_problem(opt.clone(), 0.02, 0.3, &centre, Quantity::Price),
+            grid,
+            10,
+        )
+        .unwrap();
+        let price = |spots: &[f64], q| {
+            fd::price(
+                &bs_problem(opt.clone(), 0.02, 0.3, spots, q),
+                &cfg,
+                &Cancel::new(),
+            )
+            .unwrap()
+            .values
+        };
+        let p = price(&bumped, Quantity::Price);
+        let delta = price(&centre, Quantity::Delta);
+        let gamma = price(&centre, Quantity::Gamma);
+        for i in 0..centre.len() {
+            let (lo, mid, hi) = (p[3 * i], p[3 * i + 1], p[3 * i + 2]);
+            let d = (hi - lo) / (2.0 * h);
+            let g = (hi - 2.0 * mid + lo) / (h * h);
+            assert!((delta[i] - d).abs() < 1e-4, "{grid:?}: delta {} vs {d}", delta[i]);
+            assert!((gamma[i] - g).abs() < 1e-4, "{grid:?}: gamma {} vs {g}", gamma[i]);
+        }
+    }
+}
+
+#[test]
+fn vega_matches_a_difference_of_fd_prices_in_sigma() {
+    let opt = VanillaOption::european(OptionKind::Call, 100.0, 1.0);
+    let spots = [90.0, 100.0, 110.0];
+    let vega_problem = bs_problem(opt.clone(), 0.03, 0.2, &spots, Quantity::Vega);
+    let cfg = fd::level_config(&vega_problem, fd::Grid::NonUniform, 9).unwrap();
+    let vega = fd::price(&vega_problem, &cfg, &Cancel::new()).unwrap().values;
+    let p = |sigma| {
+        fd::price(
+            &bs_problem(opt.clone(), 0.03, sigma, &spots, Quantity::Price),
+            &cfg,
+            &Cancel::new(),
+        )
+        .unwrap()
+        .values
+    };
+    let (up, down) = (p(0.21), p(0.19));
+    for i in 0..3 {
+        let fdv = (up[i] - down[i]) / 0.02;
+        assert!((vega[i] - fdv).abs() < 1e-2 * fdv, "vega {} vs {fdv}", vega[i]);
+    }
+}
+
+#[test]
+fn errors_decrease_along_the_deterministic_ladders() {
+    for (id, method) in [
+        ("1aI", MethodId::Fd),
+        ("1aI", MethodId::FdNu),
+        ("1bI", MethodId::Fd),
+        ("1bI", MethodId::FdNu),
+        ("1cI", MethodId::Fd),
+        ("1aII", MethodId::FdNu),
+        ("1aI", MethodId::Tree),
+        ("1bI", MethodId::Tree),
+    ] {
+        let case = catalogue::case(id).unwrap();
+        let err = |level| relerr(&values(method, &case.problem, level), &case.reference);
+        let (e0, e4, e8) = (err(0), err(4), err(8));
+        assert!(
+            e4 < e0 && e8 < e4,
+            "{id} {method}: {e0:.2e} → {e4:.2e} → {e8:.2e}"
+        );
+    }
+}
+
+#[test]
+fn monte_carlo_is_reproducible_and_independent_of_the_thread_count() {
+    for id in ["1aI", "1cI", "4a", "5a", "6a"] {
+        let case = catalogue::case(id).unwrap();
+        let cfg = mc::McConfig {
+            paths: 30_000,
+            steps: 8,
+            seed: 7,
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| mc::price(&case.problem, &cfg, &Cancel::new()).unwrap())
+        };
+        let (one, two, again) = (run(1), run(2), run(2));
+        assert_eq!(one, two, "{id}: one vs two threads");
+        assert_eq!(two, again, "{id}: same seed, same result");
+        let other = mc::price(&case.problem, &mc::McConfig { seed: 8, ..cfg }, &Cancel::new()).unwrap();
+        assert_ne!(one.values, other.values, "{id}: another seed gives other numbers");
+    }
+}
+
+#[test]
+fn monte_carlo_standard_errors_shrink_with_the_paths() {
+    let case = catalogue::case("1aI").unwrap();
+    let se = |paths| {
+        let cfg = mc::McConfig {
+            paths,
+            steps: 1,
+            seed: 1,
+        };
+        mc::price(&case.problem, &cfg, &Cancel::new())
+            .unwrap()
+            .std_errors
+            .unwrap()[1]
+    };
+    let (a, b) = (se(40_000), se(640_000));
+    assert!(
+        (a / b - 4.0).abs() < 0.4,
+        "standard error ratio {} for 16× the paths",
+        a / b
+    );
+}
+
+#[test]
+fn tree_and_fd_agree_on_an_american_put_off_the_catalogue() {
+    let opt = VanillaOption::american(OptionKind::Put, 110.0, 2.0);
+    let p = bs_problem(opt, 0.06, 0.35, &[70.0, 100.0, 140.0], Quantity::Price);
+    let t = values(MethodId::Tree, &p, 12);
+    let f = values(MethodId::FdNu, &p, 12);
+    assert!(relerr(&f, &t) < 1e-4, "fd-nu {f:?} vs tree {t:?}");
+    let cfg = tree::level_config(&p, 12).unwrap();
+    assert!(cfg.steps > 1000);
+}
+
+#[test]
+fn deep_in_the_money_american_put_is_worth_its_intrinsic_value() {
+    let case = catalogue::case("1bII").unwrap();
+    for m in [MethodId::Fd, MethodId::FdNu, MethodId::Tree] {
+        let v = values(m, &case.problem, 0);
+        assert!(relerr(&v, &[3.0, 2.0, 1.0]) < 1e-9, "{m}: {v:?}");
+    }
+}
+
+#[test]
+fn kernels_stop_when_cancelled() {
+    let case = catalogue::case("1bI").unwrap();
+    let cancel = Cancel::new();
+    cancel.cancel();
+    assert!(matches!(
+        fd::price_level(&case.problem, fd::Grid::Uniform, 3, &cancel),
+        Err(benchop::Error::Cancelled(_))
+    ));
+    assert!(matches!(
+        tree::price_level(&case.problem, 3, &cancel),
+        Err(benchop::Error::Cancelled(_))
+    ));
+    let mc_case = catalogue::case("4a").unwrap();
+    assert!(matches!(
+        mc::price_level(&mc_case.problem, 0, &cancel),
+        Err(benchop::Error::Cancelled(_))
+    ));
+}

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use benchop::{MethodId, catalogue};
 use protocol::api::{JobRequest, MethodView, ProblemView};
 
+/// Tasks the in-process monitor of `benchop serve` remembers.
+const MONITOR_MAX_TASKS: usize = 10_000;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -58,6 +61,9 @@ enum Command {
         /// In-process workers.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Address of the monitor page and its JSON API.
+        #[arg(long, env = "MONITOR_ADDR", default_value = "127.0.0.1:5555")]
+        monitor_addr: SocketAddr,
     },
     /// List the BENCHOP problems.
     Problems {
@@ -145,20 +151,34 @@ async fn run(command: Command) -> anyhow::Result<()> {
             addr,
             data_dir,
             workers,
+            monitor_addr,
         } => {
             std::fs::create_dir_all(&data_dir)?;
             let token = CancellationToken::new();
             let store = baas::Store::open(Some(&data_dir.join("baas.db")))?;
-            let state = standalone::start(store, workers, Arc::new(protocol::NoEvents), &token);
+            let monitor_state: monitor::Shared = Arc::new(std::sync::Mutex::new(monitor::MonitorState::new(
+                MONITOR_MAX_TASKS,
+            )));
+            let events = Arc::new(monitor::StateSink(Arc::clone(&monitor_state)));
+            let state = standalone::start(store, workers, events, &token);
             let listener = tokio::net::TcpListener::bind(addr).await?;
+            let monitor_listener = tokio::net::TcpListener::bind(monitor_addr).await?;
             eprintln!(
-                "benchop serving on http://{} with {workers} in-process worker(s)",
-                listener.local_addr()?
+                "benchop: API on http://{}, monitor on http://{}, {workers} in-process worker(s)",
+                listener.local_addr()?,
+                monitor_listener.local_addr()?
             );
             let shutdown = token.clone();
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;
                 shutdown.cancel();
+            });
+            let monitor_app = monitor::app(monitor_state);
+            let monitor_token = token.clone();
+            tokio::spawn(async move {
+                axum::serve(monitor_listener, monitor_app)
+                    .with_graceful_shutdown(monitor_token.cancelled_owned())
+                    .await
             });
             baas::routes::serve(listener, state, token).await?;
         }

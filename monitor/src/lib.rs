@@ -219,6 +219,21 @@ impl MonitorState {
 /// Shared state. A `std::sync::Mutex` on purpose: held for microseconds, never across an `.await`.
 pub type Shared = Arc<Mutex<MonitorState>>;
 
+/// An [`EventSink`](protocol::EventSink) that folds events straight into a monitor's state: the
+/// monitor of standalone mode, where there is no broker to carry them.
+#[derive(Clone)]
+pub struct StateSink(pub Shared);
+
+impl protocol::EventSink for StateSink {
+    fn emit(&self, kind: EventKind) {
+        let event = Event::now(kind);
+        match self.0.lock() {
+            Ok(mut s) => s.apply(&event),
+            Err(poisoned) => poisoned.into_inner().apply(&event),
+        }
+    }
+}
+
 /// The dashboard router.
 pub fn app(state: Shared) -> Router {
     Router::new()

@@ -294,3 +294,74 @@ fn the_quick_start_ranks_1ai_in_one_process_without_a_broker() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
+    let (port, monitor_port) = (support::free_port(), support::free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let data = std::env::temp_dir().join(format!("benchop-serve-{}", uuid::Uuid::new_v4().simple()));
+    let mut serve = Proc::spawn(
+        "benchop serve",
+        "benchop",
+        &["serve", "--workers", "2"],
+        &[
+            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
+            ("MONITOR_ADDR", format!("127.0.0.1:{monitor_port}")),
+            ("BENCHOP_DATA_DIR", data.display().to_string()),
+            // Standalone mode must not touch a broker.
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f".to_owned()),
+        ],
+    );
+    let http = support::client();
+    support::wait_healthy(
+        &http,
+        &format!("{base}/healthz"),
+        Duration::from_secs(60),
+        &mut serve,
+    )
+    .await;
+    let body = json!({ "problem": "2a", "methods": ["closed-form", "cos", "tree"], "repeats": 1 });
+    let r = http
+        .post(format!("{base}/v1/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = support::wait_job(&http, &base, &id, Duration::from_secs(120)).await;
+    assert_eq!(check_job(&job, "2a", 1e-4).len(), 3, "{job:#}");
+
+    let state: Value = http
+        .get(format!("http://127.0.0.1:{monitor_port}/api/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let workers = state["workers"].as_object().unwrap();
+    assert_eq!(workers.len(), 2, "{state:#}");
+    assert!(workers.values().all(|w| w["status"] == "online"), "{state:#}");
+    for t in job["tasks"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        assert_eq!(
+            state["tasks"][id]["state"], "succeeded",
+            "task {id} in the monitor: {state:#}"
+        );
+    }
+    let page = http
+        .get(format!("http://127.0.0.1:{monitor_port}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("benchop monitor"));
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&data);
+}

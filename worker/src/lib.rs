@@ -219,15 +219,12 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     );
 
     let tracker = TaskTracker::new();
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+    let beat = token.child_token();
+    tokio::spawn(heartbeat(Arc::clone(worker), Arc::clone(&events), beat.clone()));
+    let _stop_heartbeat = beat.drop_guard();
     let outcome = loop {
         tokio::select! {
             () = token.cancelled() => break Ok(()),
-            _ = heartbeat.tick() => events.emit(EventKind::WorkerHeartbeat {
-                worker: worker.name().to_owned(),
-                active: worker.active(),
-                processed: worker.processed(),
-            }),
             next = consumer.next() => match next {
                 None => break Err(AmqpError::Lapin(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
                     lapin::ConnectionState::Closed,
@@ -313,6 +310,24 @@ async fn process(
     }
 }
 
+/// Emit a heartbeat with the worker's load every [`HEARTBEAT`] until `stop` is cancelled.
+async fn heartbeat(worker: Arc<Worker>, events: Arc<dyn EventSink>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => events.emit(EventKind::WorkerHeartbeat {
+                worker: worker.name().to_owned(),
+                active: worker.active(),
+                processed: worker.processed(),
+            }),
+        }
+    }
+}
+
+/// How often workers report their load.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// The in-process queue of standalone mode: tasks in, results out.
 pub struct LocalQueue {
     /// Tasks to run, shared by the pool's workers.
@@ -332,7 +347,10 @@ pub async fn run_local(queue: LocalQueue, n: usize, events: Arc<dyn EventSink>, 
             Arc::clone(&events),
             token.clone(),
         );
+        let beat = token.child_token();
+        tracker.spawn(heartbeat(Arc::clone(&worker), Arc::clone(&events), beat.clone()));
         tracker.spawn(async move {
+            let _stop_heartbeat = beat.drop_guard();
             events.emit(EventKind::WorkerOnline {
                 worker: worker.name().to_owned(),
                 concurrency: 1,

@@ -1,6 +1,7 @@
 //! `benchop`: rank the methods for a BENCHOP problem on this machine, or serve the whole stack in one
 //! process. The distributed services are the `baas`, `worker` and `monitor` binaries.
 
+mod bench;
 mod standalone;
 mod table;
 
@@ -64,6 +65,31 @@ enum Command {
         /// Address of the monitor page and its JSON API.
         #[arg(long, env = "MONITOR_ADDR", default_value = "127.0.0.1:5555")]
         monitor_addr: SocketAddr,
+    },
+    /// The BENCHOP table on this machine: every case × method tuned to the tolerance and timed on one
+    /// core and on all cores (optionally beside QuantLib: `--quantlib`).
+    Bench {
+        /// Comma-separated case ids (default: every case).
+        #[arg(long, value_delimiter = ',')]
+        cases: Vec<String>,
+        /// Comma-separated method ids (default: every method that applies).
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+        /// Relative-error tolerance to reach.
+        #[arg(long, default_value_t = protocol::api::DEFAULT_TOLERANCE)]
+        tolerance: f64,
+        /// Timed runs after one warm-up run.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Seconds one method may spend on one case (tuning and timing).
+        #[arg(long, default_value_t = 60)]
+        time_limit: u64,
+        /// Also time QuantLib's engines (scripts/quantlib_bench.py; needs `pip install QuantLib`).
+        #[arg(long)]
+        quantlib: bool,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// List the BENCHOP problems.
     Problems {
@@ -181,6 +207,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .await
             });
             baas::routes::serve(listener, state, token).await?;
+        }
+        Command::Bench {
+            cases,
+            methods,
+            tolerance,
+            repeats,
+            time_limit,
+            quantlib,
+            json,
+        } => {
+            let opts = bench::Options {
+                cases,
+                methods,
+                tolerance,
+                repeats,
+                time_limit: std::time::Duration::from_secs(time_limit.max(1)),
+                quantlib,
+            };
+            let rows = tokio::task::spawn_blocking(move || bench::run(&opts)).await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{}", bench::table(&rows));
+                print!("{}", bench::winners(&rows));
+            }
         }
         Command::Problems { json } => {
             let views: Vec<_> = catalogue::cases().iter().map(ProblemView::from_case).collect();

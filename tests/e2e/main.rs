@@ -365,3 +365,36 @@ async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
     drop(serve);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn benchop_bench_prints_the_table_as_json() {
+    let out = std::process::Command::new(support::bin("benchop"))
+        .args([
+            "bench",
+            "--cases",
+            "1aI,4a",
+            "--methods",
+            "closed-form,cos",
+            "--repeats",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    for r in &rows {
+        assert_eq!(r["reached"], true, "{r}");
+        assert!(r["relerr"].as_f64().unwrap() <= 1e-4, "{r}");
+        for key in ["one_thread", "all_threads"] {
+            assert!(r[key]["mean_s"].as_f64().unwrap() > 0.0, "{key}: {r}");
+        }
+    }
+    let bad = std::process::Command::new(support::bin("benchop"))
+        .args(["bench", "--cases", "9z"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown problem `9z`"));
+}

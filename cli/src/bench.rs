@@ -1,0 +1,315 @@
+//! `benchop bench`: the BENCHOP table on this machine — every case × method, tuned to the tolerance,
+//! timed on one core and on all cores, optionally beside QuantLib's engines of the same class.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use serde::{Deserialize, Serialize};
+
+use benchop::{Cancel, MethodId, catalogue, tune};
+use protocol::api::TimeStats;
+
+/// Options of `benchop bench`.
+pub struct Options {
+    /// Case ids to run (all when empty).
+    pub cases: Vec<String>,
+    /// Method ids to run (all that apply when empty).
+    pub methods: Vec<String>,
+    /// Tolerance.
+    pub tolerance: f64,
+    /// Timed runs after the warm-up.
+    pub repeats: usize,
+    /// Seconds a method may spend tuning and timing one case.
+    pub time_limit: Duration,
+    /// Also run scripts/quantlib_bench.py and print the ratios.
+    pub quantlib: bool,
+}
+
+/// One measured (case, method) pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    case: String,
+    method: String,
+    reached: bool,
+    relerr: Option<f64>,
+    level: Option<usize>,
+    setting: Option<String>,
+    one_thread: Option<TimeStats>,
+    all_threads: Option<TimeStats>,
+    threads: usize,
+    error: Option<String>,
+    quantlib: Option<QlRow>,
+}
+
+/// A row of scripts/quantlib_bench.py's JSON output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QlRow {
+    case: String,
+    method: String,
+    engine: String,
+    reached: bool,
+    relerr: Option<f64>,
+    mean_s: Option<f64>,
+    min_s: Option<f64>,
+    #[serde(default)]
+    setting: Option<String>,
+}
+
+fn stats(times: &[Duration]) -> Option<TimeStats> {
+    TimeStats::of(&times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>())
+}
+
+fn measure_pair(
+    case: &catalogue::Case,
+    method: MethodId,
+    opts: &Options,
+    pools: &[rayon::ThreadPool; 2],
+) -> Row {
+    let mut row = Row {
+        case: case.id.to_owned(),
+        method: method.name().to_owned(),
+        reached: false,
+        relerr: None,
+        level: None,
+        setting: None,
+        one_thread: None,
+        all_threads: None,
+        threads: pools[1].current_num_threads(),
+        error: None,
+        quantlib: None,
+    };
+    let cancel = Cancel::with_deadline(Instant::now() + opts.time_limit);
+    let tuned =
+        pools[1].install(|| tune::tune(method, &case.problem, &case.reference, opts.tolerance, &cancel));
+    let tuned = match tuned {
+        Ok(t) => t,
+        Err(e) => {
+            row.error = Some(e.to_string());
+            return row;
+        }
+    };
+    row.reached = tuned.reached;
+    row.relerr = Some(tuned.relerr);
+    row.level = Some(tuned.level);
+    row.setting = Some(tuned.estimate.setting.clone());
+    for (i, pool) in pools.iter().enumerate() {
+        match pool.install(|| tune::measure(method, &case.problem, tuned.level, opts.repeats, &cancel)) {
+            Ok((times, _)) if i == 0 => row.one_thread = stats(&times),
+            Ok((times, _)) => row.all_threads = stats(&times),
+            Err(e) => row.error = Some(e.to_string()),
+        }
+    }
+    row
+}
+
+/// Run the benchmark and return its rows.
+pub fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
+    let cases: Vec<&catalogue::Case> = if opts.cases.is_empty() {
+        catalogue::cases().iter().collect()
+    } else {
+        opts.cases
+            .iter()
+            .map(|id| {
+                catalogue::case(id).with_context(|| format!("unknown problem `{id}`; see `benchop problems`"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let methods: Vec<MethodId> = if opts.methods.is_empty() {
+        MethodId::ALL.to_vec()
+    } else {
+        opts.methods
+            .iter()
+            .map(|m| {
+                MethodId::from_name(m).with_context(|| format!("unknown method `{m}`; see `benchop methods`"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    benchop::tune::check_tolerance(opts.tolerance)?;
+    if opts.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    let all = std::thread::available_parallelism().map_or(1, usize::from);
+    let pools = [
+        rayon::ThreadPoolBuilder::new().num_threads(1).build()?,
+        rayon::ThreadPoolBuilder::new().num_threads(all).build()?,
+    ];
+    let mut rows = Vec::new();
+    for case in &cases {
+        for &method in methods.iter().filter(|m| m.applies_to(&case.problem)) {
+            eprintln!("bench: {} × {method}", case.id);
+            rows.push(measure_pair(case, method, opts, &pools));
+        }
+    }
+    if opts.quantlib {
+        let ql = quantlib(opts, &cases)?;
+        let mut by_key: HashMap<(String, String), QlRow> = HashMap::new();
+        for r in ql {
+            // Keep the fastest QuantLib engine of each class that reached the tolerance.
+            let key = (r.case.clone(), r.method.clone());
+            let better = by_key.get(&key).is_none_or(|old| {
+                (r.reached && !old.reached)
+                    || (r.reached == old.reached
+                        && r.mean_s.unwrap_or(f64::INFINITY) < old.mean_s.unwrap_or(f64::INFINITY))
+            });
+            if better {
+                by_key.insert(key, r);
+            }
+        }
+        for row in &mut rows {
+            row.quantlib = by_key.remove(&(row.case.clone(), row.method.clone()));
+        }
+        // QuantLib classes benchop has no method of its own for (e.g. its American approximation).
+        let mut rest: Vec<QlRow> = by_key.into_values().collect();
+        rest.sort_by(|a, b| (&a.case, &a.method).cmp(&(&b.case, &b.method)));
+        for r in rest {
+            rows.push(Row {
+                case: r.case.clone(),
+                method: format!("({} only in QuantLib)", r.method),
+                reached: false,
+                relerr: None,
+                level: None,
+                setting: None,
+                one_thread: None,
+                all_threads: None,
+                threads: all,
+                error: None,
+                quantlib: Some(r),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn quantlib(opts: &Options, cases: &[&catalogue::Case]) -> anyhow::Result<Vec<QlRow>> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/quantlib_bench.py");
+    let ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--tolerance",
+            &opts.tolerance.to_string(),
+            "--repeats",
+            &opts.repeats.to_string(),
+        ])
+        .args(["--cases", &ids.join(",")])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run python3 {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}); is QuantLib installed (`pip install QuantLib`)?",
+            script.display(),
+            out.status
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("QuantLib script printed no valid JSON")
+}
+
+fn fmt_time(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+/// The BENCHOP table.
+pub fn table(rows: &[Row]) -> String {
+    let threads = rows.first().map_or(1, |r| r.threads);
+    let mut t = Table::new();
+    let mut header = vec![
+        "case".to_owned(),
+        "method".to_owned(),
+        "1e-4?".to_owned(),
+        "relerr".to_owned(),
+        "level".to_owned(),
+        "time, 1 thread".to_owned(),
+        format!("time, {threads} threads"),
+    ];
+    let with_ql = rows.iter().any(|r| r.quantlib.is_some());
+    if with_ql {
+        header.extend([
+            "QuantLib engine".to_owned(),
+            "QuantLib time".to_owned(),
+            "× faster".to_owned(),
+        ]);
+    }
+    header.push("setting".to_owned());
+    t.load_style(UTF8_FULL_CONDENSED).set_header(header);
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    for r in rows {
+        let mut cells = vec![
+            Cell::new(&r.case),
+            Cell::new(&r.method),
+            Cell::new(match (&r.error, r.reached) {
+                (Some(_), _) => "error",
+                (None, true) => "yes",
+                (None, false) if r.relerr.is_some() => "missed",
+                (None, false) => "",
+            }),
+            right(r.relerr.map_or(String::new(), |e| format!("{e:.1e}"))),
+            right(r.level.map_or(String::new(), |l| l.to_string())),
+            right(r.one_thread.map_or(String::new(), |s| fmt_time(s.mean_s))),
+            right(r.all_threads.map_or(String::new(), |s| fmt_time(s.mean_s))),
+        ];
+        if with_ql {
+            let q = r.quantlib.as_ref();
+            let ratio = match (
+                q.and_then(|q| q.reached.then_some(q.mean_s).flatten()),
+                r.one_thread,
+            ) {
+                (Some(ql), Some(ours)) if r.reached && ours.mean_s > 0.0 => {
+                    format!("{:.0}", ql / ours.mean_s)
+                }
+                _ => String::new(),
+            };
+            cells.push(Cell::new(q.map_or(String::new(), |q| {
+                format!("{}{}", q.engine, if q.reached { "" } else { " (missed)" })
+            })));
+            cells.push(right(q.and_then(|q| q.mean_s).map_or(String::new(), fmt_time)));
+            cells.push(right(ratio));
+        }
+        let mut setting = r.error.clone().or_else(|| r.setting.clone()).unwrap_or_default();
+        if setting.chars().count() > 60 {
+            setting = setting.chars().take(57).collect::<String>() + "…";
+        }
+        cells.push(Cell::new(setting));
+        t.add_row(cells);
+    }
+    t.to_string()
+}
+
+/// One line per case: its fastest method reaching the tolerance on one thread.
+pub fn winners(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let mut seen = Vec::new();
+    for r in rows {
+        if seen.contains(&&r.case) {
+            continue;
+        }
+        seen.push(&r.case);
+        let best = rows
+            .iter()
+            .filter(|x| x.case == r.case && x.reached)
+            .filter_map(|x| x.one_thread.map(|t| (x, t.mean_s)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let reached = rows.iter().filter(|x| x.case == r.case && x.reached).count();
+        match best {
+            Some((x, t)) => {
+                out += &format!(
+                    "{:<12} fastest: {:<12} {:>10}   ({reached} method(s) reach the tolerance)\n",
+                    r.case,
+                    x.method,
+                    fmt_time(t)
+                );
+            }
+            None => out += &format!("{:<12} no method reaches the tolerance\n", r.case),
+        }
+    }
+    out
+}

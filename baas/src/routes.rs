@@ -6,17 +6,18 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use benchop::{MethodId, catalogue};
-use protocol::api::{JobRequest, JobView, MethodView, ProblemView};
+use protocol::api::{ApiError, JobAccepted, JobRequest, JobView, MethodView, ProblemView};
 
 use crate::error::{AppError, error_response};
 use crate::{AppState, jobs};
@@ -24,16 +25,30 @@ use crate::{AppState, jobs};
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The router with every endpoint, JSON fallbacks, body limit, tracing and a request timeout.
+/// The OpenAPI description's fixed parts; paths and schemas come from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "benchop",
+        description = "Which numerical method prices this option fastest at the accuracy I need? \
+            Submit a BENCHOP problem as a job; workers price it with every applicable method, tuned to the \
+            tolerance, and the job's ranking orders the methods by time. Errors are JSON \
+            `{code, message, details}` with stable codes (see README)."
+    ),
+    tags(
+        (name = "jobs", description = "Submit jobs and read their rankings"),
+        (name = "catalogue", description = "The BENCHOP problems and the methods"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+/// The router with every endpoint, `/openapi.json`, Swagger UI at `/docs`, JSON fallbacks, body limit,
+/// tracing and a request timeout.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/v1/problems", get(problems))
-        .route("/v1/problems/{id}", get(problem))
-        .route("/v1/methods", get(methods))
-        .route("/v1/jobs", post(create_job).get(list_jobs))
-        .route("/v1/jobs/{id}", get(job))
+    let (router, openapi) = api_router().split_for_parts();
+    router
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error_response(
@@ -51,6 +66,22 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The OpenAPI description of the API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(problems))
+        .routes(routes!(problem))
+        .routes(routes!(methods))
+        .routes(routes!(create_job, list_jobs))
+        .routes(routes!(job))
+}
+
 /// Serve `app(state)` on `listener` until `token` is cancelled, then finish in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -62,10 +93,17 @@ pub async fn serve(
         .await
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Readiness: the job store answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+    (status = 503, description = "The store is unavailable", body = ApiError)
+))]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
@@ -73,10 +111,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The BENCHOP catalogue: every problem with its parameters, evaluation points, reference values and
+/// the methods that apply.
+#[utoipa::path(get, path = "/v1/problems", tag = "catalogue", responses((status = 200, description = "Every problem", body = [ProblemView])))]
 async fn problems() -> Json<Vec<ProblemView>> {
     Json(catalogue::cases().iter().map(ProblemView::from_case).collect())
 }
 
+/// One problem of the catalogue.
+#[utoipa::path(get, path = "/v1/problems/{id}", tag = "catalogue",
+    params(("id" = String, Path, description = "Problem id, e.g. `1aI`, `4a`", example = "1bI")),
+    responses(
+        (status = 200, description = "The problem", body = ProblemView),
+        (status = 404, description = "No such problem (`unknown_problem`)", body = ApiError)
+    ))]
 async fn problem(Path(id): Path<String>) -> Result<Json<ProblemView>, AppError> {
     catalogue::case(&id)
         .map(|c| Json(ProblemView::from_case(c)))
@@ -86,10 +134,27 @@ async fn problem(Path(id): Path<String>) -> Result<Json<ProblemView>, AppError> 
         })
 }
 
+/// The methods and the catalogue problems each applies to.
+#[utoipa::path(get, path = "/v1/methods", tag = "catalogue", responses((status = 200, description = "Every method", body = [MethodView])))]
 async fn methods() -> Json<Vec<MethodView>> {
     Json(MethodId::ALL.into_iter().map(MethodView::from_method).collect())
 }
 
+/// Submit a job: price a problem with several methods, each tuned to the tolerance, and rank them.
+///
+/// Only `problem` is required; `methods` defaults to every method that applies, `tolerance` to 1e-4
+/// (range 1e-8…1e-2), `repeats` to 3 (1…20). The job is stored before the answer.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobRequest,
+    responses(
+        (status = 202, description = "Accepted; poll the `Location`", body = JobAccepted,
+            headers(("Location" = String, description = "The job's URL"))),
+        (status = 400, description = "Malformed body (`invalid_json`, `invalid_body`)", body = ApiError),
+        (status = 404, description = "Unknown problem (`unknown_problem`)", body = ApiError),
+        (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ApiError),
+        (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ApiError),
+        (status = 422, description = "Invalid field or method (`invalid_field`, `unknown_method`, \
+            `method_not_applicable`, `no_applicable_method`)", body = ApiError)
+    ))]
 async fn create_job(
     State(state): State<AppState>,
     body: Result<Json<JobRequest>, JsonRejection>,
@@ -130,6 +195,14 @@ fn parse_id(id: &str) -> Result<Uuid, AppError> {
     })
 }
 
+/// A job: status, progress, tasks and the ranking (complete once `status` is `completed`).
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
+    ))]
 async fn job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, AppError> {
     let id = parse_id(&id)?;
     jobs::view(&state, id).await?.map(Json).ok_or(AppError::NotFound {
@@ -143,6 +216,13 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+/// Recent jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(("limit" = Option<usize>, Query, description = "How many (1…500, default 50)")),
+    responses(
+        (status = 200, description = "`{items: [{id, problem, status, progress, created_ms}]}`", body = Object),
+        (status = 400, description = "Bad query (`invalid_query`)", body = ApiError)
+    ))]
 async fn list_jobs(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -168,4 +248,45 @@ async fn list_jobs(
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_description_covers_every_endpoint_and_error_body() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{}",
+            doc["openapi"]
+        );
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/v1/problems",
+            "/v1/problems/{id}",
+            "/v1/methods",
+            "/v1/jobs",
+            "/v1/jobs/{id}",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} missing from the spec");
+        }
+        assert!(doc["paths"]["/v1/jobs"]["post"]["requestBody"].is_object());
+        for schema in [
+            "JobRequest",
+            "JobAccepted",
+            "JobView",
+            "RankEntry",
+            "ProblemView",
+            "MethodView",
+            "ApiError",
+        ] {
+            assert!(
+                doc["components"]["schemas"][schema].is_object(),
+                "schema {schema} missing"
+            );
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! HTTP request and response bodies of the baas API, and validation of a job request into benchop types.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use benchop::{MethodId, catalogue};
@@ -15,8 +16,9 @@ pub const MAX_REPEATS: u32 = 20;
 pub const DEFAULT_TIME_LIMIT_MS: u64 = 120_000;
 
 /// `POST /v1/jobs` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"problem": "4a", "methods": ["cos", "fft", "closed-form"], "tolerance": 1e-4, "repeats": 3}))]
 pub struct JobRequest {
     /// Catalogue problem id, e.g. `1aI`.
     pub problem: String,
@@ -168,7 +170,7 @@ impl JobRequest {
 }
 
 /// `202 Accepted` body of `POST /v1/jobs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobAccepted {
     /// Job id.
     pub id: Uuid,
@@ -181,7 +183,7 @@ pub struct JobAccepted {
 }
 
 /// Links of a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobLinks {
     /// `GET` this for status and ranking.
     #[serde(rename = "self")]
@@ -189,7 +191,7 @@ pub struct JobLinks {
 }
 
 /// Lifecycle of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, no result yet.
@@ -212,7 +214,7 @@ impl JobStatus {
 }
 
 /// Progress counters of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Progress {
     /// Tasks in the job.
     pub total: u32,
@@ -223,7 +225,7 @@ pub struct Progress {
 }
 
 /// One task of a job as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TaskView {
     /// Task id.
     pub id: Uuid,
@@ -239,7 +241,7 @@ pub struct TaskView {
 }
 
 /// `GET /v1/jobs/{id}` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// Job id.
     pub id: Uuid,
@@ -265,7 +267,7 @@ pub struct JobView {
 }
 
 /// Where an entry stands in a ranking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Standing {
     /// Reached the tolerance; ranked by time.
@@ -277,7 +279,7 @@ pub enum Standing {
 }
 
 /// Time statistics over the timed runs, seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TimeStats {
     /// Mean.
     pub mean_s: f64,
@@ -318,7 +320,7 @@ impl TimeStats {
 }
 
 /// One line of a ranking.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RankEntry {
     /// 1-based rank among the methods that reached the tolerance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,7 +362,7 @@ pub struct RankEntry {
 }
 
 /// `GET /v1/problems` item and `GET /v1/problems/{id}` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProblemView {
     /// Case id.
     pub id: String,
@@ -371,10 +373,12 @@ pub struct ProblemView {
     /// Model family.
     pub model: String,
     /// Model and instrument parameters by name.
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
     /// Quantity computed (`price`, `delta`, …).
     pub quantity: String,
-    /// Evaluation points: spots, `[S1, S2]` pairs, or strikes.
+    /// Evaluation points: `{"spots": [...]}`, `{"spot_pairs": [[S1, S2], ...]}` or `{"spot": S, "strikes": [...]}`.
+    #[schema(value_type = Object)]
     pub points: serde_json::Value,
     /// Published reference values.
     pub reference: Vec<f64>,
@@ -385,7 +389,7 @@ pub struct ProblemView {
 }
 
 /// `GET /v1/methods` item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MethodView {
     /// Method id.
     pub id: String,
@@ -398,7 +402,7 @@ pub struct MethodView {
 }
 
 /// Every error body: `{code, message, details}` with a stable `code`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
     /// Stable machine-readable code, e.g. `unknown_problem`.
     pub code: String,
@@ -406,5 +410,6 @@ pub struct ApiError {
     pub message: String,
     /// Extra structured information (field names, limits), or `null`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub details: serde_json::Value,
 }

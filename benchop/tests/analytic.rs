@@ -1,7 +1,8 @@
-//! Properties of the analytic and Fourier engines (closed form, COS, FFT): parity, limits, Greeks against
-//! finite differences, monotonicity, and agreement between the three on parameters off the catalogue.
+//! Properties of the analytic and Fourier engines (closed form, COS, FFT, FGL): parity, limits, Greeks against
+//! finite differences, monotonicity, and agreement between them on parameters off the catalogue; Bermudan COS
+//! for American and barrier options, 2-D COS for spreads.
 
-use benchop::method::{closed_form, cos, fft};
+use benchop::method::{closed_form, cos, fft, fgl};
 use benchop::model::{BlackScholes, Heston, Merton, Model, TwoAssetBlackScholes};
 use benchop::{
     Barrier, Cancel, Dividend, Error, Instrument, MethodId, OptionKind, Points, Problem, Quantity,
@@ -636,8 +637,11 @@ fn invalid_settings_and_inapplicable_problems_are_errors_not_panics() {
         closed_form::price(american, &cancel),
         Err(Error::NotApplicable { .. })
     ));
+    // COS prices American options (Bermudan COS), but not under local volatility.
+    assert!(cos::price_level(american, 0, &cancel).is_ok_and(|e| e.is_some()));
+    let local_vol = &catalogue::case("3aI").unwrap().problem;
     assert!(matches!(
-        cos::price_level(american, 0, &cancel),
+        cos::price_level(local_vol, 0, &cancel),
         Err(Error::NotApplicable { .. })
     ));
     let delta = &catalogue::case("1aI-Delta").unwrap().problem;
@@ -745,4 +749,297 @@ fn extreme_parameters_give_finite_values_or_errors_never_panics() {
             }
         }
     }
+}
+
+/// The value at the last level of `method`'s ladder (the most accurate one).
+fn last_level(method: MethodId, p: &Problem) -> (Vec<f64>, String) {
+    let cancel = Cancel::new();
+    let mut last = None;
+    for level in 0.. {
+        match method.price(p, level, &cancel).unwrap() {
+            Some(e) => last = Some(e),
+            None => break,
+        }
+    }
+    let e = last.unwrap();
+    (e.values, e.setting)
+}
+
+#[test]
+fn bermudan_cos_american_puts_lie_between_european_and_strike_and_match_fd_and_tree() {
+    // Off the catalogue: r = 0.05, σ = 0.3, K = 95, T = 0.75.
+    let model = bs(0.05, 0.3);
+    let spots = [70.0, 90.0, 95.0, 100.0, 130.0];
+    let american = problem(
+        model,
+        Instrument::Vanilla(VanillaOption::american(OptionKind::Put, 95.0, 0.75)),
+        Quantity::Price,
+        &spots,
+    );
+    let european = closed(&problem(
+        model,
+        european(OptionKind::Put, 95.0, 0.75, &[]),
+        Quantity::Price,
+        &spots,
+    ));
+    let mut previous: Option<Vec<f64>> = None;
+    for level in 0.. {
+        let Some(e) = MethodId::Cos.price(&american, level, &Cancel::new()).unwrap() else {
+            break;
+        };
+        for ((v, eu), s) in e.values.iter().zip(&european).zip(&spots) {
+            assert!(
+                *v >= eu - 1e-6,
+                "level {level} S={s}: American {v} < European {eu}"
+            );
+            assert!(*v <= 95.0, "level {level} S={s}: American {v} > K");
+            assert!(
+                *v >= (95.0 - s).max(0.0) - 1e-9,
+                "level {level} S={s}: below intrinsic"
+            );
+        }
+        previous = Some(e.values);
+    }
+    let cos_top = previous.unwrap();
+    let (tree, tree_setting) = last_level(MethodId::Tree, &american);
+    assert_close(
+        &format!("cos vs tree ({tree_setting})"),
+        &cos_top,
+        &tree,
+        2e-5,
+        1e-5,
+    );
+    let fd = MethodId::Fd
+        .price(&american, 10, &Cancel::new())
+        .unwrap()
+        .unwrap();
+    assert_close(
+        &format!("cos vs fd ({})", fd.setting),
+        &cos_top,
+        &fd.values,
+        2e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn bermudan_cos_american_call_without_dividends_is_european_and_with_dividends_matches_the_tree() {
+    let model = bs(0.04, 0.25);
+    let spots = [80.0, 100.0, 120.0];
+    let plain = problem(
+        model,
+        Instrument::Vanilla(VanillaOption::american(OptionKind::Call, 100.0, 1.0)),
+        Quantity::Price,
+        &spots,
+    );
+    let european_values = closed(&problem(
+        model,
+        european(OptionKind::Call, 100.0, 1.0, &[]),
+        Quantity::Price,
+        &spots,
+    ));
+    assert_close(
+        "American call = European",
+        &last_level(MethodId::Cos, &plain).0,
+        &european_values,
+        1e-6,
+        1e-6,
+    );
+    let divs = vec![
+        Dividend {
+            time: 0.3,
+            fraction: 0.02,
+        },
+        Dividend {
+            time: 0.7,
+            fraction: 0.04,
+        },
+    ];
+    let with_dividends = problem(
+        model,
+        Instrument::Vanilla(VanillaOption {
+            exercise: benchop::Exercise::American,
+            ..VanillaOption {
+                dividends: divs.clone(),
+                ..VanillaOption::european(OptionKind::Call, 100.0, 1.0)
+            }
+        }),
+        Quantity::Price,
+        &spots,
+    );
+    let cos_values = last_level(MethodId::Cos, &with_dividends).0;
+    let (tree, setting) = last_level(MethodId::Tree, &with_dividends);
+    assert_close(
+        &format!("dividend call cos vs tree ({setting})"),
+        &cos_values,
+        &tree,
+        5e-5,
+        1e-5,
+    );
+    let european_div = closed(&problem(
+        model,
+        european(OptionKind::Call, 100.0, 1.0, &divs),
+        Quantity::Price,
+        &spots,
+    ));
+    for (a, e) in cos_values.iter().zip(&european_div) {
+        assert!(a >= e, "American {a} below European {e}");
+    }
+    // An American put with dividends is outside the Bermudan COS coverage: honest `applies`.
+    let put_div = problem(
+        model,
+        Instrument::Vanilla(VanillaOption {
+            exercise: benchop::Exercise::American,
+            kind: OptionKind::Put,
+            dividends: divs,
+            ..VanillaOption::european(OptionKind::Put, 100.0, 1.0)
+        }),
+        Quantity::Price,
+        &spots,
+    );
+    assert!(!cos::applies(&put_div));
+}
+
+#[test]
+fn bermudan_cos_barriers_stay_below_vanilla_and_converge_to_the_closed_form() {
+    let model = bs(0.05, 0.25);
+    let spots = [85.0, 100.0, 115.0];
+    for (kind, barrier) in [
+        (OptionKind::Call, Barrier::UpAndOut(130.0)),
+        (OptionKind::Call, Barrier::UpAndOut(120.0)),
+    ] {
+        let p = problem(
+            model,
+            Instrument::Vanilla(VanillaOption {
+                barrier: Some(barrier),
+                ..VanillaOption::european(kind, 100.0, 0.75)
+            }),
+            Quantity::Price,
+            &spots,
+        );
+        let vanilla = closed(&problem(
+            model,
+            european(kind, 100.0, 0.75, &[]),
+            Quantity::Price,
+            &spots,
+        ));
+        let reference = closed(&p);
+        let mut errors = Vec::new();
+        for level in 0.. {
+            let Some(e) = MethodId::Cos.price(&p, level, &Cancel::new()).unwrap() else {
+                break;
+            };
+            for (v, van) in e.values.iter().zip(&vanilla) {
+                assert!(*v <= van + 1e-9, "{kind:?} {barrier:?}: {v} above vanilla {van}");
+            }
+            errors.push(relerr(&e.values, &reference));
+        }
+        let last = *errors.last().unwrap();
+        assert!(last < 1e-4, "{kind:?} {barrier:?}: errors {errors:?}");
+        assert!(
+            last < errors[0],
+            "{kind:?} {barrier:?}: no convergence {errors:?}"
+        );
+    }
+    // Down-and-out barriers are not claimed by COS (the closed form still prices them).
+    let down = problem(
+        model,
+        Instrument::Vanilla(VanillaOption {
+            barrier: Some(Barrier::DownAndOut(80.0)),
+            ..VanillaOption::european(OptionKind::Put, 100.0, 0.75)
+        }),
+        Quantity::Price,
+        &spots,
+    );
+    assert!(!cos::applies(&down) && closed_form::applies(&down));
+}
+
+#[test]
+fn two_dimensional_cos_matches_margrabe_and_monte_carlo() {
+    let model = TwoAssetBlackScholes {
+        r: 0.04,
+        sigma1: 0.3,
+        sigma2: 0.2,
+        rho: -0.3,
+    };
+    let pairs = vec![[100.0, 90.0], [95.0, 105.0], [120.0, 100.0]];
+    let exchange = Problem::new(
+        Model::TwoAsset(model),
+        Instrument::Spread(SpreadOption {
+            strike: 0.0,
+            maturity: 1.5,
+        }),
+        Quantity::Price,
+        Points::SpotPairs(pairs.clone()),
+    )
+    .unwrap();
+    let t = tune::tune(MethodId::Cos, &exchange, &closed(&exchange), 1e-8, &Cancel::new()).unwrap();
+    assert!(
+        t.reached,
+        "2-D COS vs Margrabe: relerr {:e} at {}",
+        t.relerr, t.estimate.setting
+    );
+    // K > 0 has no closed form: Monte Carlo within four standard errors.
+    let spread = Problem::new(
+        Model::TwoAsset(model),
+        Instrument::Spread(SpreadOption {
+            strike: 8.0,
+            maturity: 1.5,
+        }),
+        Quantity::Price,
+        Points::SpotPairs(pairs),
+    )
+    .unwrap();
+    let (cos_values, _) = last_level(MethodId::Cos, &spread);
+    let mc = MethodId::Mc.price(&spread, 3, &Cancel::new()).unwrap().unwrap();
+    let se = mc.std_errors.unwrap();
+    for ((c, m), s) in cos_values.iter().zip(&mc.values).zip(&se) {
+        assert!(
+            (c - m).abs() <= 4.0 * s,
+            "2-D COS {c} vs MC {m} ± {s} ({})",
+            mc.setting
+        );
+    }
+    // Converged: the two finest levels agree.
+    let n = cos::SPREAD_N_LADDER.len();
+    let a = MethodId::Cos
+        .price(&spread, n - 2, &Cancel::new())
+        .unwrap()
+        .unwrap();
+    assert_close("2-D COS levels", &a.values, &cos_values, 1e-9, 1e-10);
+}
+
+#[test]
+fn fgl_matches_the_closed_forms_off_the_catalogue() {
+    for (name, model, t, divs) in model_zoo() {
+        for (kind, k) in [(OptionKind::Call, 95.0), (OptionKind::Put, 105.0)] {
+            let p = problem(
+                model,
+                european(kind, k, t, &divs),
+                Quantity::Price,
+                &[60.0, 80.0, 100.0, 125.0, 160.0],
+            );
+            assert!(fgl::applies(&p), "{name}");
+            let reference = closed(&p);
+            let tuned = tune::tune(MethodId::Fgl, &p, &reference, 1e-4, &Cancel::new()).unwrap();
+            assert!(
+                tuned.reached,
+                "{name} {kind:?} fgl: relerr {:e} at {}",
+                tuned.relerr, tuned.estimate.setting
+            );
+        }
+    }
+    // Tiny total volatility: the saddle-point contour adapts.
+    let p = problem(
+        bs(0.02, 0.005),
+        european(OptionKind::Call, 100.0, 0.1, &[]),
+        Quantity::Price,
+        &[99.0, 99.9, 100.0, 100.5],
+    );
+    let t = tune::tune(MethodId::Fgl, &p, &closed(&p), 1e-6, &Cancel::new()).unwrap();
+    assert!(t.reached, "tiny σ: relerr {:e}", t.relerr);
+    assert!(matches!(
+        fgl::price(&p, 0, &Cancel::new()),
+        Err(Error::InvalidParameter { .. })
+    ));
 }

@@ -275,3 +275,223 @@ fn kernels_stop_when_cancelled() {
         Err(benchop::Error::Cancelled(_))
     ));
 }
+
+fn heston_problem(h: benchop::model::Heston, strike: f64, t: f64, spots: &[f64]) -> Problem {
+    Problem::new(
+        Model::Heston(h),
+        Instrument::Vanilla(VanillaOption::european(OptionKind::Call, strike, t)),
+        Quantity::Price,
+        Points::Spots(spots.to_vec()),
+    )
+    .unwrap()
+}
+
+fn reference(p: &Problem) -> Vec<f64> {
+    values(MethodId::ClosedForm, p, 0)
+}
+
+#[test]
+fn heston_adi_matches_the_semi_closed_form_off_the_catalogue() {
+    let h = benchop::model::Heston {
+        r: 0.05,
+        v0: 0.04,
+        kappa: 1.5,
+        theta: 0.06,
+        sigma_v: 0.5,
+        rho: -0.7,
+    };
+    let p = heston_problem(h, 95.0, 0.75, &[80.0, 95.0, 115.0]);
+    let refv = reference(&p);
+    let t = benchop::tune::tune(MethodId::FdNu, &p, &refv, 1e-4, &Cancel::new()).unwrap();
+    assert!(
+        t.reached,
+        "fd-nu Heston: relerr {:.2e} at `{}`",
+        t.relerr, t.estimate.setting
+    );
+    assert!(
+        !MethodId::Fd.applies_to(&p),
+        "the uniform grid does not claim Heston"
+    );
+}
+
+fn spread_problem(strike: f64) -> Problem {
+    use benchop::SpreadOption;
+    use benchop::model::TwoAssetBlackScholes;
+    Problem::new(
+        Model::TwoAsset(TwoAssetBlackScholes {
+            r: 0.04,
+            sigma1: 0.25,
+            sigma2: 0.2,
+            rho: 0.3,
+        }),
+        Instrument::Spread(SpreadOption {
+            strike,
+            maturity: 0.5,
+        }),
+        Quantity::Price,
+        Points::SpotPairs(vec![[100.0, 95.0], [90.0, 100.0], [120.0, 100.0]]),
+    )
+    .unwrap()
+}
+
+#[test]
+fn spread_adi_matches_margrabe_and_monte_carlo() {
+    // K = 0: Margrabe's closed form.
+    let p = spread_problem(0.0);
+    let refv = reference(&p);
+    for m in [MethodId::FdNu, MethodId::Fd] {
+        let t = benchop::tune::tune(m, &p, &refv, 1e-4, &Cancel::new()).unwrap();
+        assert!(t.reached, "{m} spread K=0: relerr {:.2e}", t.relerr);
+    }
+    // K > 0: no closed form; Monte Carlo with 1e7 paths within four standard errors.
+    let p = spread_problem(5.0);
+    let fd_values = values(MethodId::FdNu, &p, 4);
+    let cfg = mc::McConfig {
+        paths: 4_000_000,
+        steps: 1,
+        seed: 11,
+    };
+    let e = mc::price(&p, &cfg, &Cancel::new()).unwrap();
+    let se = e.std_errors.unwrap();
+    for ((f, v), s) in fd_values.iter().zip(&e.values).zip(&se) {
+        assert!((f - v).abs() <= 4.0 * s, "spread K=5: fd {f} vs mc {v} ± {s}");
+    }
+}
+
+#[test]
+fn merton_pide_matches_the_series_off_the_catalogue() {
+    use benchop::model::Merton;
+    let p = Problem::new(
+        Model::Merton(Merton {
+            r: 0.05,
+            sigma: 0.2,
+            lambda: 1.0,
+            gamma: -0.1,
+            delta: 0.25,
+        }),
+        Instrument::Vanilla(VanillaOption::european(OptionKind::Put, 105.0, 0.5)),
+        Quantity::Price,
+        Points::Spots(vec![85.0, 105.0, 125.0]),
+    )
+    .unwrap();
+    let refv = reference(&p);
+    let t = benchop::tune::tune(MethodId::Fd, &p, &refv, 1e-4, &Cancel::new()).unwrap();
+    assert!(
+        t.reached,
+        "fd Merton: relerr {:.2e} at `{}`",
+        t.relerr, t.estimate.setting
+    );
+}
+
+#[test]
+fn longstaff_schwartz_lies_between_european_and_fd_american_prices() {
+    let spots = [90.0, 100.0, 110.0];
+    let amer = bs_problem(
+        VanillaOption::american(OptionKind::Put, 100.0, 0.5),
+        0.05,
+        0.25,
+        &spots,
+        Quantity::Price,
+    );
+    let euro = bs_problem(
+        VanillaOption::european(OptionKind::Put, 100.0, 0.5),
+        0.05,
+        0.25,
+        &spots,
+        Quantity::Price,
+    );
+    let fd_american = values(MethodId::FdNu, &amer, 8);
+    let european = reference(&euro);
+    let e = mc::price_level(&amer, 2, &Cancel::new()).unwrap().unwrap();
+    let se = e.std_errors.unwrap();
+    for i in 0..spots.len() {
+        let (v, s) = (e.values[i], se[i]);
+        assert!(
+            v <= fd_american[i] + 4.0 * s,
+            "S={}: LSM {v} ± {s} above FD American {}",
+            spots[i],
+            fd_american[i]
+        );
+        assert!(
+            v >= european[i] - 4.0 * s,
+            "S={}: LSM {v} ± {s} below European {}",
+            spots[i],
+            european[i]
+        );
+        // Low bias of the policy plus the Bermudan restriction stays small.
+        assert!(
+            fd_american[i] - v < 0.01 * fd_american[i],
+            "S={}: LSM {v} vs {}",
+            spots[i],
+            fd_american[i]
+        );
+    }
+}
+
+#[test]
+fn qmc_is_reproducible_and_independent_of_the_thread_count() {
+    use benchop::method::qmc;
+    for id in ["1aI", "1cI", "4a", "5a", "6a"] {
+        let case = catalogue::case(id).unwrap();
+        let cfg = qmc::QmcConfig {
+            points: 2048,
+            replicates: 16,
+            steps: 8,
+            seed: 5,
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| qmc::price(&case.problem, &cfg, &Cancel::new()).unwrap())
+        };
+        let (one, two, again) = (run(1), run(3), run(3));
+        assert_eq!(one, two, "{id}: one vs three threads");
+        assert_eq!(two, again, "{id}: same seed, same result");
+        let other = qmc::price(&case.problem, &qmc::QmcConfig { seed: 6, ..cfg }, &Cancel::new()).unwrap();
+        assert_ne!(one.values, other.values, "{id}: another seed gives other numbers");
+    }
+}
+
+#[test]
+fn qmc_agrees_with_the_reference_within_four_standard_errors() {
+    let method = MethodId::Qmc;
+    let mut failures = Vec::new();
+    for case in catalogue::cases() {
+        if !method.applies_to(&case.problem) {
+            continue;
+        }
+        let t = benchop::tune::tune(method, &case.problem, &case.reference, 1e-2, &Cancel::new()).unwrap();
+        let se = t.estimate.std_errors.clone().unwrap();
+        for ((v, r), s) in t.estimate.values.iter().zip(&case.reference).zip(&se) {
+            if *s <= 0.0 || !s.is_finite() || (v - r).abs() > 4.0 * s + 1e-12 * r.abs() {
+                failures.push(format!(
+                    "{}: {v} vs {r} ± {s} at `{}`",
+                    case.id, t.estimate.setting
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn qmc_reaches_the_tolerance_on_the_smooth_european_cases() {
+    for id in ["1aI", "2a"] {
+        let case = catalogue::case(id).unwrap();
+        let t = benchop::tune::tune(
+            MethodId::Qmc,
+            &case.problem,
+            &case.reference,
+            1e-4,
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(
+            t.reached,
+            "{id}: relerr {:.2e} at `{}`",
+            t.relerr, t.estimate.setting
+        );
+    }
+}

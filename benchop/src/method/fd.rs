@@ -1,5 +1,7 @@
 //! Finite differences for one-factor models: the Black–Scholes PDE in S under Black–Scholes–Merton or
-//! local volatility, θ-scheme time stepping.
+//! local volatility, θ-scheme time stepping. Heston and the two-asset spread go to the 2-D ADI solver
+//! (`fd_adi`, Hundsdorfer–Verwer with Richardson extrapolation), Merton jump diffusion to the PIDE
+//! solver (`fd_pide`, d'Halluin–Forsyth–Vetzal fixed-point iteration with an FFT jump integral).
 //!
 //! - Space: three-point central differences on a uniform grid in S ([`Grid::Uniform`]) or on a grid
 //!   concentrated at the strike by a sinh map, S = K + c·sinh ξ with ξ uniform (Tavella & Randall 2000,
@@ -74,7 +76,13 @@ const LEVELS: usize = 15;
 
 /// Does the finite-difference solver price `problem`? Single-asset options (European, American,
 /// knock-out barrier, proportional dividends) under Black–Scholes–Merton or local volatility, at spots.
-pub fn applies(problem: &Problem, _grid: Grid) -> bool {
+///
+/// Two-factor problems go to the ADI solver ([`heston_applies`], [`spread_applies`]) and Merton jump
+/// diffusion to the PIDE solver ([`merton_applies`]).
+pub fn applies(problem: &Problem, grid: Grid) -> bool {
+    if heston_applies(problem, grid) || spread_applies(problem, grid) || merton_applies(problem, grid) {
+        return true;
+    }
     let model_ok = matches!(problem.model(), Model::BlackScholes(_) | Model::LocalVol(_));
     let instrument_ok = matches!(problem.instrument(), crate::Instrument::Vanilla(_));
     let points_ok = matches!(problem.points(), Points::Spots(_));
@@ -119,10 +127,106 @@ pub fn price_level(
     level: usize,
     cancel: &Cancel,
 ) -> Result<Option<Estimate>, Error> {
+    if heston_applies(problem, grid) || spread_applies(problem, grid) {
+        return adi_level(problem, grid, level, cancel);
+    }
+    if merton_applies(problem, grid) {
+        return crate::method::fd_pide::price_level(problem, level, cancel);
+    }
     match level_config(problem, grid, level) {
         Some(cfg) => price(problem, &cfg, cancel).map(Some),
         None => Ok(None),
     }
+}
+
+/// Does the 2-D ADI solver price this Heston problem? European calls and puts without barrier or
+/// dividends at spots, prices only, on the non-uniform grid (a uniform grid in v cannot resolve v = 0
+/// at a reasonable cost).
+pub fn heston_applies(problem: &Problem, grid: Grid) -> bool {
+    grid == Grid::NonUniform
+        && matches!(problem.model(), Model::Heston(_))
+        && matches!(problem.instrument(), crate::Instrument::Vanilla(o)
+            if o.exercise == Exercise::European && o.barrier.is_none() && o.dividends.is_empty())
+        && matches!(problem.points(), Points::Spots(_))
+        && problem.quantity() == Quantity::Price
+}
+
+/// Does the 2-D ADI solver price this spread problem? Two-asset Black–Scholes spread calls at spot
+/// pairs, on either grid.
+pub fn spread_applies(problem: &Problem, _grid: Grid) -> bool {
+    matches!(problem.model(), Model::TwoAsset(_))
+        && matches!(problem.instrument(), crate::Instrument::Spread(_))
+        && matches!(problem.points(), Points::SpotPairs(_))
+        && problem.quantity() == Quantity::Price
+}
+
+/// Does the PIDE solver price this Merton problem? European calls and puts without barrier or dividends
+/// at spots, prices only, on the uniform log-price grid (`fd`; the FFT convolution needs it uniform).
+pub fn merton_applies(problem: &Problem, grid: Grid) -> bool {
+    grid == Grid::Uniform
+        && matches!(problem.model(), Model::Merton(_))
+        && matches!(problem.instrument(), crate::Instrument::Vanilla(o)
+            if o.exercise == Exercise::European && o.barrier.is_none() && o.dividends.is_empty())
+        && matches!(problem.points(), Points::Spots(_))
+        && problem.quantity() == Quantity::Price
+}
+
+/// The ADI ladder for Heston and the spread: space steps grow by ~1.3× per level.
+fn adi_config(problem: &Problem, grid: Grid, level: usize) -> Option<crate::method::fd_adi::AdiConfig> {
+    const LADDER: [(usize, usize, usize); 10] = [
+        (20, 10, 10),
+        (26, 13, 13),
+        (32, 16, 16),
+        (50, 25, 25),
+        (64, 32, 32),
+        (80, 40, 40),
+        (100, 50, 50),
+        (128, 64, 64),
+        (160, 80, 80),
+        (200, 100, 100),
+    ];
+    let &(nx, ny, steps) = LADDER.get(level)?;
+    let (nx, ny) = match problem.model() {
+        Model::TwoAsset(_) => (nx, nx),
+        _ => (nx, ny),
+    };
+    Some(crate::method::fd_adi::AdiConfig {
+        nx,
+        ny,
+        steps,
+        stretched: grid == Grid::NonUniform,
+        richardson: true,
+    })
+}
+
+fn adi_level(
+    problem: &Problem,
+    grid: Grid,
+    level: usize,
+    cancel: &Cancel,
+) -> Result<Option<Estimate>, Error> {
+    let Some(cfg) = adi_config(problem, grid, level) else {
+        return Ok(None);
+    };
+    let (values, info) = match (problem.model(), problem.instrument(), problem.points()) {
+        (Model::Heston(m), crate::Instrument::Vanilla(o), Points::Spots(s)) => {
+            crate::method::fd_adi::heston(m, o, s, &cfg, cancel)?
+        }
+        (Model::TwoAsset(m), crate::Instrument::Spread(o), Points::SpotPairs(p)) => {
+            crate::method::fd_adi::spread(m, o, p, &cfg, cancel)?
+        }
+        _ => return Err(not_applicable("not a Heston or spread problem")),
+    };
+    Ok(Some(Estimate {
+        values,
+        std_errors: None,
+        setting: format!(
+            "ADI Hundsdorfer–Verwer, grid={}, {}, t-steps={} (2 Douglas half-steps)",
+            grid.name(),
+            info,
+            cfg.steps
+        ),
+    }))
 }
 
 /// Volatility of the PDE: constant or local.

@@ -7,10 +7,16 @@
 mod charfn;
 pub mod closed_form;
 pub mod cos;
+mod cos_bermudan;
 pub mod fd;
+mod fd_adi;
+mod fd_pide;
 pub mod fft;
+pub mod fgl;
 pub mod mc;
+mod mc_lsm;
 pub(crate) mod normal;
+pub mod qmc;
 pub mod tree;
 
 use crate::{Cancel, Error, Problem};
@@ -44,11 +50,15 @@ pub enum MethodId {
     Tree,
     /// Monte Carlo with antithetic variates.
     Mc,
+    /// Fourier inversion with Gauss–Laguerre quadrature.
+    Fgl,
+    /// Quasi-Monte Carlo on scrambled Sobol points.
+    Qmc,
 }
 
 impl MethodId {
     /// Every method, in a stable order.
-    pub const ALL: [MethodId; 7] = [
+    pub const ALL: [MethodId; 9] = [
         MethodId::ClosedForm,
         MethodId::Cos,
         MethodId::Fft,
@@ -56,6 +66,8 @@ impl MethodId {
         MethodId::FdNu,
         MethodId::Tree,
         MethodId::Mc,
+        MethodId::Fgl,
+        MethodId::Qmc,
     ];
 
     /// The public id used by the API and the CLI.
@@ -68,6 +80,8 @@ impl MethodId {
             MethodId::FdNu => "fd-nu",
             MethodId::Tree => "tree",
             MethodId::Mc => "mc",
+            MethodId::Fgl => "fgl",
+            MethodId::Qmc => "qmc",
         }
     }
 
@@ -75,23 +89,38 @@ impl MethodId {
     pub fn description(self) -> &'static str {
         match self {
             MethodId::ClosedForm => {
-                "Closed and semi-closed forms: Black–Scholes–Merton with Greeks, continuous barrier \
-                 (Reiner–Rubinstein), proportional dividends, Merton series, Heston (Fourier integral), Margrabe"
+                "Closed and semi-closed forms: Black–Scholes–Merton with Greeks, continuous barriers \
+                 (Reiner–Rubinstein), proportional dividends, Merton series, Heston (Lewis integral), Margrabe"
             }
-            MethodId::Cos => "Fourier-cosine series expansion of the density (Fang & Oosterlee 2008)",
+            MethodId::Cos => {
+                "Fourier-cosine expansion (Fang & Oosterlee 2008); Bermudan COS with Richardson extrapolation \
+                 for American and barrier options (2009); 2-D COS for the spread (Ruijter & Oosterlee 2012)"
+            }
             MethodId::Fft => {
                 "Carr–Madan FFT of the damped call price with Simpson weights (Carr & Madan 1999)"
             }
             MethodId::Fd => {
-                "Finite differences on a uniform grid, Crank–Nicolson with Rannacher start; \
-                 American by operator splitting (Ikonen & Toivanen 2004)"
+                "Finite differences on uniform grids with Richardson extrapolation: Crank–Nicolson with \
+                 Rannacher start, American by operator splitting (Ikonen & Toivanen 2004), barriers, dividend \
+                 jumps, local volatility; Merton PIDE (d'Halluin, Forsyth & Vetzal 2005); 2-D ADI for the spread"
             }
             MethodId::FdNu => {
-                "Finite differences on a non-uniform grid concentrated at the strike, Rannacher Crank–Nicolson; \
-                 American by operator splitting"
+                "Finite differences on grids concentrated at the strike (sinh stretching), as fd; plus 2-D \
+                 Hundsdorfer–Verwer ADI for Heston and the spread ('t Hout & Foulon 2010)"
             }
-            MethodId::Tree => "Binomial tree (Leisen–Reimer / CRR) with Richardson extrapolation",
-            MethodId::Mc => "Monte Carlo with antithetic variates, seeded, value ± standard error",
+            MethodId::Tree => "Leisen–Reimer binomial tree with Richardson extrapolation",
+            MethodId::Mc => {
+                "Monte Carlo with antithetic variates, seeded, value ± standard error: exact sampling, \
+                 Andersen QE for Heston, Brownian-bridge barriers, Longstaff–Schwartz for American puts"
+            }
+            MethodId::Fgl => {
+                "Fourier inversion with Gauss–Laguerre quadrature along a saddle-point-damped contour \
+                 (Lord & Kahl 2007)"
+            }
+            MethodId::Qmc => {
+                "Randomised quasi-Monte Carlo: 16 Owen-scrambled Sobol sequences, Brownian-bridge paths, \
+                 value ± standard error over the scramblings"
+            }
         }
     }
 
@@ -118,12 +147,14 @@ impl MethodId {
             MethodId::FdNu => fd::applies(problem, fd::Grid::NonUniform),
             MethodId::Tree => tree::applies(problem),
             MethodId::Mc => mc::applies(problem),
+            MethodId::Fgl => fgl::applies(problem),
+            MethodId::Qmc => qmc::applies(problem),
         }
     }
 
     /// `true` for methods whose estimates carry a statistical error.
     pub fn is_stochastic(self) -> bool {
-        matches!(self, MethodId::Mc)
+        matches!(self, MethodId::Mc | MethodId::Qmc)
     }
 
     /// Price every point at ladder `level` (0 = cheapest). `Ok(None)` past the end of the ladder.
@@ -142,6 +173,8 @@ impl MethodId {
             MethodId::FdNu => fd::price_level(problem, fd::Grid::NonUniform, level, cancel),
             MethodId::Tree => tree::price_level(problem, level, cancel),
             MethodId::Mc => mc::price_level(problem, level, cancel),
+            MethodId::Fgl => fgl::price_level(problem, level, cancel),
+            MethodId::Qmc => qmc::price_level(problem, level, cancel),
         }?;
         if let Some(e) = &estimate
             && (e.values.len() != problem.points().len() || e.values.iter().any(|v| !v.is_finite()))

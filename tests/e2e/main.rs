@@ -1,5 +1,6 @@
 //! End-to-end tests: real `baas`, `worker` and `benchop` processes, the real RabbitMQ.
 
+mod browser;
 mod support;
 
 use std::collections::HashSet;
@@ -397,4 +398,88 @@ fn benchop_bench_prints_the_table_as_json() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown problem `9z`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_at_docs_tries_out_get_problems_with_nothing_from_a_cdn() {
+    let (port, monitor_port) = (support::free_port(), support::free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let data = std::env::temp_dir().join(format!("benchop-docs-{}", uuid::Uuid::new_v4().simple()));
+    let mut serve = Proc::spawn(
+        "benchop serve",
+        "benchop",
+        &["serve"],
+        &[
+            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
+            ("MONITOR_ADDR", format!("127.0.0.1:{monitor_port}")),
+            ("BENCHOP_DATA_DIR", data.display().to_string()),
+        ],
+    );
+    let http = support::client();
+    support::wait_healthy(
+        &http,
+        &format!("{base}/healthz"),
+        Duration::from_secs(60),
+        &mut serve,
+    )
+    .await;
+
+    let browser = browser::Browser::start().await;
+    browser.client.goto(&format!("{base}/docs/")).await.unwrap();
+    // Operation `problems` under tag `catalogue`: expand it, "Try it out", "Execute".
+    browser
+        .find("#operations-catalogue-problems .opblock-summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#operations-catalogue-problems .try-out__btn")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find("#operations-catalogue-problems .execute")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let status = browser
+        .find("#operations-catalogue-problems .live-responses-table tbody .response-col_status")
+        .await;
+    let start = Instant::now();
+    loop {
+        let text = status.text().await.unwrap();
+        if text.trim() == "200" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "status cell says {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = browser
+        .find("#operations-catalogue-problems .live-responses-table .microlight")
+        .await;
+    let text = body.text().await.unwrap();
+    assert!(
+        text.contains("\"1aI\"") && text.contains("\"6a\""),
+        "response body: {text}"
+    );
+    let urls = browser.loaded_urls().await;
+    assert!(
+        urls.iter().any(|u| u.ends_with("swagger-ui-bundle.js")),
+        "{urls:#?}"
+    );
+    for url in &urls {
+        assert!(
+            url.starts_with(&base),
+            "{url} was loaded from outside the service"
+        );
+    }
+    drop(browser);
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&data);
 }

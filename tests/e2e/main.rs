@@ -1,6 +1,7 @@
 //! End-to-end tests: real `baas`, `worker` and `benchop` processes, the real RabbitMQ.
 
 mod browser;
+mod deploy;
 mod support;
 
 use std::collections::HashSet;

@@ -2,6 +2,7 @@
 
 mod browser;
 mod deploy;
+mod scale_out;
 mod support;
 
 use std::collections::HashSet;

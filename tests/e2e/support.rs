@@ -81,8 +81,20 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Run one of the workspace's binaries.
     pub fn spawn(name: &str, binary: &str, args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(bin(binary));
+        Self::spawn_program(name, &bin(binary), args, env)
+    }
+
+    /// Run any program.
+    pub fn spawn_program(
+        name: &str,
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Self {
+        let binary = program.display();
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -161,6 +161,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         for row in &mut rows {
             row.quantlib = by_key.remove(&(row.case.clone(), row.method.clone()));
         }
+        // QuantLib's FD engines are one class; where only our strike-concentrated grid applies (Heston),
+        // compare it with them.
+        for row in rows
+            .iter_mut()
+            .filter(|r| r.method == MethodId::FdNu.name() && r.quantlib.is_none())
+        {
+            row.quantlib = by_key.remove(&(row.case.clone(), MethodId::Fd.name().to_owned()));
+        }
         // QuantLib classes benchop has no method of its own for (e.g. its American approximation).
         let mut rest: Vec<QlRow> = by_key.into_values().collect();
         rest.sort_by(|a, b| (&a.case, &a.method).cmp(&(&b.case, &b.method)));

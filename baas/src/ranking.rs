@@ -139,3 +139,132 @@ mod tests {
         assert!(r[4].reason.as_deref().unwrap().contains("timed_out"));
     }
 }
+
+/// Aggregate every result of a problem into its leaderboard: methods that reached the tolerance at
+/// least once, by their best time; then the others by their best error.
+pub fn leaderboard<'a>(
+    results: impl IntoIterator<Item = &'a TaskResult>,
+) -> Vec<protocol::api::LeaderboardEntry> {
+    use std::collections::BTreeMap;
+    let mut by_method: BTreeMap<&str, Vec<&TaskResult>> = BTreeMap::new();
+    for r in results {
+        by_method.entry(r.method.as_str()).or_default().push(r);
+    }
+    let mut entries: Vec<protocol::api::LeaderboardEntry> = by_method
+        .into_iter()
+        .map(|(method, rs)| {
+            let measured: Vec<&protocol::Measurement> = rs
+                .iter()
+                .filter_map(|r| match &r.outcome {
+                    Outcome::Succeeded(m) => Some(m),
+                    Outcome::Failed { .. } => None,
+                })
+                .collect();
+            let mut reached: Vec<(f64, &TaskResult, &protocol::Measurement)> = rs
+                .iter()
+                .filter_map(|r| match &r.outcome {
+                    Outcome::Succeeded(m) if m.reached => {
+                        TimeStats::of(&m.times_s).map(|t| (t.mean_s, *r, m))
+                    }
+                    _ => None,
+                })
+                .collect();
+            reached.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let times: Vec<f64> = reached.iter().map(|x| x.0).collect();
+            protocol::api::LeaderboardEntry {
+                rank: None,
+                method: method.to_owned(),
+                runs: u32::try_from(rs.len()).unwrap_or(u32::MAX),
+                reached: u32::try_from(reached.len()).unwrap_or(u32::MAX),
+                best_time_s: times.first().copied(),
+                median_time_s: TimeStats::of(&times).map(|t| t.median_s),
+                best_relerr: measured.iter().map(|m| m.relerr).min_by(f64::total_cmp),
+                threads: reached.first().map(|x| x.2.threads),
+                worker: reached.first().map(|x| x.1.worker.clone()),
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| match (a.best_time_s, b.best_time_s) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a
+            .best_relerr
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.best_relerr.unwrap_or(f64::INFINITY)),
+    });
+    let mut rank = 0;
+    for e in &mut entries {
+        if e.best_time_s.is_some() {
+            rank += 1;
+            e.rank = Some(rank);
+        }
+    }
+    entries
+}
+
+#[cfg(test)]
+mod leaderboard_tests {
+    use super::*;
+    use protocol::{Measurement, SCHEMA_VERSION};
+    use uuid::Uuid;
+
+    fn run(method: &str, reached: bool, relerr: f64, time: f64) -> TaskResult {
+        TaskResult {
+            schema_version: SCHEMA_VERSION,
+            task_id: Uuid::new_v4(),
+            job_id: Uuid::new_v4(),
+            method: method.into(),
+            worker: format!("w-{time}"),
+            started_ms: 0,
+            finished_ms: 1,
+            outcome: Outcome::Succeeded(Measurement {
+                values: vec![1.0],
+                std_errors: None,
+                reference: vec![1.0],
+                relerr,
+                reached,
+                level: 0,
+                setting: String::new(),
+                times_s: vec![time],
+                threads: 2,
+            }),
+        }
+    }
+
+    #[test]
+    fn best_and_median_times_over_runs_that_reached() {
+        let rs = [
+            run("fd", true, 5e-5, 0.003),
+            run("fd", true, 6e-5, 0.001),
+            run("fd", true, 6e-5, 0.002),
+            run("cos", true, 1e-6, 0.0001),
+            run("mc", false, 2e-3, 0.2),
+            run("mc", false, 1e-3, 0.4),
+        ];
+        let board = leaderboard(&rs);
+        let summary: Vec<_> = board
+            .iter()
+            .map(|e| {
+                (
+                    e.method.as_str(),
+                    e.rank,
+                    e.runs,
+                    e.reached,
+                    e.best_time_s,
+                    e.median_time_s,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("cos", Some(1), 1, 1, Some(0.0001), Some(0.0001)),
+                ("fd", Some(2), 3, 3, Some(0.001), Some(0.002)),
+                ("mc", None, 2, 0, None, None),
+            ]
+        );
+        assert_eq!(board[2].best_relerr, Some(1e-3));
+        assert_eq!(board[1].worker.as_deref(), Some("w-0.001"));
+    }
+}

@@ -17,7 +17,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use benchop::{MethodId, catalogue};
-use protocol::api::{ApiError, JobAccepted, JobRequest, JobView, MethodView, ProblemView};
+use protocol::api::{
+    ApiError, JobAccepted, JobRequest, JobStatus, JobView, Leaderboard, LeaderboardMatrix, MethodView,
+    ProblemView,
+};
 
 use crate::error::{AppError, error_response};
 use crate::{AppState, jobs};
@@ -38,6 +41,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
     tags(
         (name = "jobs", description = "Submit jobs and read their rankings"),
         (name = "catalogue", description = "The BENCHOP problems and the methods"),
+        (name = "rankings", description = "Leaderboards across completed jobs"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -80,6 +84,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(methods))
         .routes(routes!(create_job, list_jobs))
         .routes(routes!(job))
+        .routes(routes!(job_events))
+        .routes(routes!(leaderboard))
+        .routes(routes!(leaderboard_matrix))
 }
 
 /// Serve `app(state)` on `listener` until `token` is cancelled, then finish in-flight requests.
@@ -196,19 +203,204 @@ fn parse_id(id: &str) -> Result<Uuid, AppError> {
 }
 
 /// A job: status, progress, tasks and the ranking (complete once `status` is `completed`).
+///
+/// With `wait=N` the answer is held until the job completes or N seconds (at most 60) pass, so a simple
+/// script can submit and then block on one GET.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(
+        ("id" = String, Path, description = "Job id (UUID)"),
+        ("wait" = Option<u64>, Query, description = "Seconds to wait for completion (0…60)")
+    ),
     responses(
         (status = 200, description = "The job", body = JobView),
+        (status = 400, description = "Not a UUID (`invalid_id`) or bad query (`invalid_query`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
+    ))]
+async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobView>, AppError> {
+    let id = parse_id(&id)?;
+    let Query(q) = query.map_err(query_rejection)?;
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    let mut updates = state.updates.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let view = jobs::view(&state, id).await?.ok_or(AppError::NotFound {
+            code: "job_not_found",
+            what: format!("job {id}"),
+        })?;
+        if view.status == JobStatus::Completed || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(view));
+        }
+        // Wake on this job's next result, or at the deadline.
+        let _ = tokio::time::timeout_at(deadline, async {
+            while let Ok(u) = updates.recv().await {
+                if u.job_id == id {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Longest `wait` on `GET /v1/jobs/{id}`.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+fn query_rejection(e: axum::extract::rejection::QueryRejection) -> AppError {
+    AppError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_query",
+        message: e.body_text(),
+        details: serde_json::Value::Null,
+    }
+}
+
+/// Progress of a job as server-sent events: `progress` (`{done, total, failed, status}`) on every
+/// result, then `completed` with the whole job, then the stream ends.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, description = "`text/event-stream` of `progress` events and a final `completed` event \
+            carrying the JobView", content_type = "text/event-stream", body = String),
         (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
         (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
     ))]
-async fn job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, AppError> {
+async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
     let id = parse_id(&id)?;
-    jobs::view(&state, id).await?.map(Json).ok_or(AppError::NotFound {
+    // Subscribe before the first read, so no result between the two is missed.
+    let updates = state.updates.subscribe();
+    let first = jobs::view(&state, id).await?.ok_or(AppError::NotFound {
         code: "job_not_found",
         what: format!("job {id}"),
-    })
+    })?;
+    let event = |view: &JobView| -> Event {
+        if view.status == JobStatus::Completed {
+            Event::default()
+                .event("completed")
+                .json_data(view)
+                .unwrap_or_default()
+        } else {
+            let p = view.progress;
+            Event::default()
+                .event("progress")
+                .json_data(
+                    json!({"done": p.done, "total": p.total, "failed": p.failed, "status": view.status}),
+                )
+                .unwrap_or_default()
+        }
+    };
+    let stream = futures_util::stream::unfold(
+        (state, updates, Some(first), false),
+        move |(state, mut updates, pending, done)| async move {
+            if done {
+                return None;
+            }
+            let view = match pending {
+                Some(v) => v,
+                None => loop {
+                    match updates.recv().await {
+                        Ok(u) if u.job_id != id => {}
+                        // A lagged receiver re-reads the job: nothing is lost, only coalesced.
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            match jobs::view(&state, id).await {
+                                Ok(Some(v)) => break v,
+                                _ => return None,
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                },
+            };
+            let finished = view.status == JobStatus::Completed;
+            Some((
+                Ok::<_, std::convert::Infallible>(event(&view)),
+                (state, updates, None, finished),
+            ))
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ToleranceQuery {
+    tolerance: Option<f64>,
+}
+
+/// A problem's leaderboard: every completed run per method aggregated (best and median time to the
+/// tolerance, best error, runs), the service form of the BENCHOP paper's table.
+#[utoipa::path(get, path = "/v1/rankings/{problem}", tag = "rankings",
+    params(
+        ("problem" = String, Path, description = "Problem id", example = "1bI"),
+        ("tolerance" = Option<f64>, Query, description = "Tolerance of the runs to aggregate (default 1e-4)")
+    ),
+    responses(
+        (status = 200, description = "The leaderboard", body = Leaderboard),
+        (status = 404, description = "No such problem (`unknown_problem`)", body = ApiError)
+    ))]
+async fn leaderboard(
+    State(state): State<AppState>,
+    Path(problem): Path<String>,
+    query: Result<Query<ToleranceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Leaderboard>, AppError> {
+    let Query(q) = query.map_err(query_rejection)?;
+    let case = catalogue::case(&problem).ok_or(AppError::NotFound {
+        code: "unknown_problem",
+        what: format!("problem `{problem}`"),
+    })?;
+    let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
+    let results = state
+        .store
+        .results_for_problem(case.id.to_owned(), tolerance)
+        .await?;
+    Ok(Json(Leaderboard {
+        problem: case.id.to_owned(),
+        tolerance,
+        entries: crate::ranking::leaderboard(&results),
+    }))
+}
+
+/// Best time to the tolerance for every problem × method, over all completed runs.
+#[utoipa::path(get, path = "/v1/rankings", tag = "rankings",
+    params(("tolerance" = Option<f64>, Query, description = "Tolerance of the runs (default 1e-4)")),
+    responses((status = 200, description = "The matrix", body = LeaderboardMatrix)))]
+async fn leaderboard_matrix(
+    State(state): State<AppState>,
+    query: Result<Query<ToleranceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LeaderboardMatrix>, AppError> {
+    let Query(q) = query.map_err(query_rejection)?;
+    let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
+    let methods: Vec<String> = MethodId::ALL.iter().map(|m| m.name().to_owned()).collect();
+    let mut problems = Vec::new();
+    let mut best = Vec::new();
+    for case in catalogue::cases() {
+        let results = state
+            .store
+            .results_for_problem(case.id.to_owned(), tolerance)
+            .await?;
+        let board = crate::ranking::leaderboard(&results);
+        problems.push(case.id.to_owned());
+        best.push(
+            methods
+                .iter()
+                .map(|m| board.iter().find(|e| &e.method == m).and_then(|e| e.best_time_s))
+                .collect(),
+        );
+    }
+    Ok(Json(LeaderboardMatrix {
+        tolerance,
+        problems,
+        methods,
+        best_time_s: best,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +462,9 @@ mod tests {
             "/v1/methods",
             "/v1/jobs",
             "/v1/jobs/{id}",
+            "/v1/jobs/{id}/events",
+            "/v1/rankings",
+            "/v1/rankings/{problem}",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing from the spec");
         }

@@ -287,6 +287,28 @@ impl Store {
         .await
     }
 
+    /// Every recorded result of completed jobs on `problem` at `tolerance` (for leaderboards).
+    pub async fn results_for_problem(
+        &self,
+        problem: String,
+        tolerance: f64,
+    ) -> Result<Vec<TaskResult>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT t.result FROM tasks t JOIN jobs j ON t.job_id = j.id
+                 WHERE j.problem = ?1 AND j.tolerance = ?2 AND j.finished_ms IS NOT NULL AND t.result IS NOT NULL
+                 ORDER BY j.seq",
+            )?;
+            let rows = stmt.query_map(params![problem, tolerance], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// A cheap query proving the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))

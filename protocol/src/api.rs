@@ -413,3 +413,56 @@ pub struct ApiError {
     #[schema(value_type = Option<Object>)]
     pub details: serde_json::Value,
 }
+
+/// One method on a problem's leaderboard: every completed run aggregated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeaderboardEntry {
+    /// 1-based rank among methods that reached the tolerance at least once, by best time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    /// Method id.
+    pub method: String,
+    /// Results recorded for this method (completed jobs).
+    pub runs: u32,
+    /// Of which reached the tolerance.
+    pub reached: u32,
+    /// Fastest mean time to the tolerance over the runs that reached it, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_time_s: Option<f64>,
+    /// Median over those runs of the mean time, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_time_s: Option<f64>,
+    /// Smallest relative error seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_relerr: Option<f64>,
+    /// Threads of the fastest run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// Worker of the fastest run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+/// `GET /v1/rankings/{problem}` body: the service form of the BENCHOP paper's table for one problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Leaderboard {
+    /// Problem id.
+    pub problem: String,
+    /// Tolerance the runs were tuned to.
+    pub tolerance: f64,
+    /// Methods, ranked.
+    pub entries: Vec<LeaderboardEntry>,
+}
+
+/// `GET /v1/rankings` body: best time to the tolerance per problem × method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeaderboardMatrix {
+    /// Tolerance.
+    pub tolerance: f64,
+    /// Row labels: problem ids.
+    pub problems: Vec<String>,
+    /// Column labels: method ids.
+    pub methods: Vec<String>,
+    /// `best_time_s[i][j]`: best time of method j on problem i, `null` when it never reached the tolerance.
+    pub best_time_s: Vec<Vec<Option<f64>>>,
+}

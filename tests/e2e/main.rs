@@ -2,6 +2,7 @@
 
 mod browser;
 mod deploy;
+mod faults;
 mod scale_out;
 mod support;
 
@@ -365,6 +366,93 @@ async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
         .await
         .unwrap();
     assert!(page.contains("benchop monitor"));
+
+    // A second job, followed by its event stream from the start and by a blocking GET.
+    let body = json!({ "problem": "2a", "methods": ["fd", "cos"], "repeats": 1 });
+    let r = http
+        .post(format!("{base}/v1/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let id2 = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stream = http
+        .get(format!("{base}/v1/jobs/{id2}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let text = stream.text().await.unwrap(); // the stream ends after `completed`
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events.last(), Some(&"completed"), "{text}");
+    assert!(
+        events[..events.len() - 1].iter().all(|e| *e == "progress"),
+        "{text}"
+    );
+    let waited: Value = http
+        .get(format!("{base}/v1/jobs/{id2}?wait=30"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waited["status"], "completed");
+
+    // Leaderboards aggregate both jobs' runs of 2a.
+    let board: Value = http
+        .get(format!("{base}/v1/rankings/2a"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = board["entries"].as_array().unwrap();
+    let runs = |m: &str| {
+        entries
+            .iter()
+            .find(|e| e["method"] == m)
+            .map(|e| e["runs"].as_u64().unwrap())
+    };
+    assert_eq!(
+        (runs("cos"), runs("closed-form"), runs("fd"), runs("tree")),
+        (Some(2), Some(1), Some(1), Some(1))
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["rank"].as_u64().is_some() && e["best_time_s"].as_f64().unwrap() > 0.0)
+    );
+    let matrix: Value = http
+        .get(format!("{base}/v1/rankings"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = matrix["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p == "2a")
+        .unwrap();
+    let col = matrix["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m == "cos")
+        .unwrap();
+    assert!(
+        matrix["best_time_s"][row][col].as_f64().unwrap() > 0.0,
+        "{matrix}"
+    );
+    let r = http.get(format!("{base}/v1/rankings/9z")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
     drop(serve);
     let _ = std::fs::remove_dir_all(&data);
 }

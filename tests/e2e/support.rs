@@ -46,6 +46,11 @@ impl Vhost {
     pub fn url(&self) -> String {
         format!("{}/{}", base_url(), self.name)
     }
+
+    /// The vhost's name (for `rabbitmqctl -p`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl Drop for Vhost {
@@ -110,6 +115,19 @@ impl Proc {
             name: name.to_owned(),
             child,
         }
+    }
+
+    /// Send `signal` to this one process (never to a group: the pid is checked to be positive).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits in i32");
+        assert!(pid > 0, "refusing to signal pid {pid}");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .unwrap_or_else(|e| panic!("cannot send {signal} to {} ({pid}): {e}", self.name));
+    }
+
+    /// Its exit status if it has exited, without blocking.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
     }
 
     pub fn assert_running(&mut self) {

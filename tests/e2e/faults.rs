@@ -19,10 +19,11 @@ use protocol::{FailureKind, Outcome, SCHEMA_VERSION, TaskResult};
 
 use crate::support::{self, Proc, Vhost};
 
-/// A job run in method order (baas sorts them): `cos` (milliseconds), then `mc` (about 4 s in release
-/// with 5 repeats: long enough to be interrupted), then `qmc` (about 2 s: work left for a second worker).
+/// A job run in method order (baas sorts them): `cos` (milliseconds), then `mc` (over 10 s in release
+/// with 20 repeats: long enough to be interrupted even on a loaded machine, where `rabbitmqctl` polls
+/// take seconds), then `qmc` (several seconds: work left for a second worker).
 fn slow_job() -> Value {
-    json!({ "problem": "1cI", "methods": ["qmc", "mc", "cos"], "repeats": 5 })
+    json!({ "problem": "1cI", "methods": ["qmc", "mc", "cos"], "repeats": 20 })
 }
 
 /// Wait until worker A recorded `cos` and holds `mc`, and check `mc` is still running.
@@ -256,7 +257,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_another_worker_redoes_the_ta
     let killed_at = started.elapsed();
 
     let _b = worker("faults-kill-b", &vhost, &[]);
-    let job = support::wait_job(&http, &baas.base, &id, Duration::from_secs(120)).await;
+    let job = support::wait_job(&http, &baas.base, &id, Duration::from_secs(300)).await;
     check_exactly_once(&job);
     assert_eq!(
         task(&job, "mc")["worker"],
@@ -437,14 +438,14 @@ async fn sigterm_drains_the_running_task_before_the_worker_exits() {
     let vhost = Vhost::new("faults-term");
     let http = support::client();
     let baas = Baas::start(&vhost, &http, &[]).await;
-    let mut a = worker("faults-term-a", &vhost, &["--drain-secs", "30"]);
+    let mut a = worker("faults-term-a", &vhost, &["--drain-secs", "150"]);
     let id = baas.submit(&http, &slow_job()).await;
     wait_mc_in_flight(&baas, &http, &vhost, &id).await;
     a.signal(Signal::SIGTERM);
     let termed = Instant::now();
     let _b = worker("faults-term-b", &vhost, &[]);
 
-    let status = wait_exit(&mut a, Duration::from_secs(40)).await;
+    let status = wait_exit(&mut a, Duration::from_secs(180)).await;
     let drained = termed.elapsed();
     assert!(status.success(), "worker A after SIGTERM: {status}");
     // A exited after finishing mc: its result is recorded, from A, before A is gone.
@@ -453,7 +454,7 @@ async fn sigterm_drains_the_running_task_before_the_worker_exits() {
     assert_eq!(mc["worker"], "faults-term-a", "mc drained by A: {after_exit:#}");
     assert_eq!(mc["result_deliveries"], 1, "{after_exit:#}");
 
-    let job = support::wait_job(&http, &baas.base, &id, Duration::from_secs(120)).await;
+    let job = support::wait_job(&http, &baas.base, &id, Duration::from_secs(300)).await;
     check_exactly_once(&job);
     let workers: Vec<_> = job["tasks"]
         .as_array()

@@ -56,28 +56,10 @@ fn check_job(job: &Value, problem: &str, tol: f64) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baas_and_two_workers_rank_1ai_1bi_and_4a_over_rabbitmq() {
     let vhost = Vhost::new("e2e");
-    let port = support::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let data = std::env::temp_dir().join(format!("benchop-e2e-{}", uuid::Uuid::new_v4().simple()));
-    let env = [("AMQP_URL", vhost.url())];
-    let mut baas = Proc::spawn(
-        "baas",
-        "baas",
-        &[],
-        &[
-            ("AMQP_URL", vhost.url()),
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-        ],
-    );
+    let mut baas = support::Baas::start(&vhost.url()).await;
+    let base = baas.base.clone();
     let http = support::client();
-    support::wait_healthy(
-        &http,
-        &format!("{base}/healthz"),
-        Duration::from_secs(60),
-        &mut baas,
-    )
-    .await;
+    let env = [("AMQP_URL", vhost.url())];
     let _w1 = Proc::spawn("worker-1", "worker", &["--name", "e2e-worker-1"], &env);
     let _w2 = Proc::spawn("worker-2", "worker", &["--name", "e2e-worker-2"], &env);
 
@@ -125,24 +107,7 @@ async fn baas_and_two_workers_rank_1ai_1bi_and_4a_over_rabbitmq() {
     );
 
     // A restart of baas loses nothing: the same jobs are served from its store.
-    drop(baas);
-    let mut baas = Proc::spawn(
-        "baas (restarted)",
-        "baas",
-        &[],
-        &[
-            ("AMQP_URL", vhost.url()),
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-        ],
-    );
-    support::wait_healthy(
-        &http,
-        &format!("{base}/healthz"),
-        Duration::from_secs(60),
-        &mut baas,
-    )
-    .await;
+    baas.restart().await;
     for (problem, id) in &ids {
         let job: Value = http
             .get(format!("{base}/v1/jobs/{id}"))
@@ -155,33 +120,14 @@ async fn baas_and_two_workers_rank_1ai_1bi_and_4a_over_rabbitmq() {
         assert_eq!(job["status"], "completed", "{problem} after restart: {job:#}");
         check_job(&job, problem, 1e-4);
     }
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_json_errors_with_stable_codes() {
     let vhost = Vhost::new("errors");
-    let port = support::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let data = std::env::temp_dir().join(format!("benchop-e2e-{}", uuid::Uuid::new_v4().simple()));
-    let mut baas = Proc::spawn(
-        "baas",
-        "baas",
-        &[],
-        &[
-            ("AMQP_URL", vhost.url()),
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-        ],
-    );
+    let baas = support::Baas::start(&vhost.url()).await;
+    let base = baas.base.clone();
     let http = support::client();
-    support::wait_healthy(
-        &http,
-        &format!("{base}/healthz"),
-        Duration::from_secs(60),
-        &mut baas,
-    )
-    .await;
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({"problem": "9z"}), 404, "unknown_problem"),
         (
@@ -270,7 +216,6 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
         .await
         .unwrap();
     assert!(methods.as_array().unwrap().iter().any(|m| m["id"] == "cos"));
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]

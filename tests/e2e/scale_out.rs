@@ -110,27 +110,9 @@ async fn workers_on_two_other_hosts_share_one_broker() {
     // A /24 per test run, so concurrent runs on one machine do not collide.
     let net = 100 + uuid::Uuid::new_v4().as_bytes()[0] % 100;
     let hosts = [Host::new(net, 0), Host::new(net, 1)];
-    let port = support::free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let data = std::env::temp_dir().join(format!("benchop-scale-{}", uuid::Uuid::new_v4().simple()));
-    let mut baas = Proc::spawn(
-        "baas",
-        "baas",
-        &[],
-        &[
-            ("AMQP_URL", vhost.url()),
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-        ],
-    );
+    let baas = support::Baas::start(&vhost.url()).await;
+    let base = baas.base.clone();
     let http = support::client();
-    support::wait_healthy(
-        &http,
-        &format!("{base}/healthz"),
-        Duration::from_secs(60),
-        &mut baas,
-    )
-    .await;
 
     let vhost_name = vhost.url().rsplit('/').next().unwrap().to_owned();
     let worker_bin = support::bin("worker").display().to_string();
@@ -185,5 +167,5 @@ async fn workers_on_two_other_hosts_share_one_broker() {
         "both hosts took tasks"
     );
     drop(workers);
-    let _ = std::fs::remove_dir_all(&data);
+    drop(baas);
 }

@@ -195,3 +195,59 @@ pub async fn wait_job(http: &reqwest::Client, base: &str, id: &str, limit: Durat
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A `baas` process on a free loopback port with a data directory of its own (deleted on drop), already
+/// answering `/healthz`.
+pub struct Baas {
+    proc_: Option<Proc>,
+    pub base: String,
+    addr: String,
+    data: PathBuf,
+    amqp_url: String,
+}
+
+impl Baas {
+    pub async fn start(amqp_url: &str) -> Self {
+        let port = free_port();
+        let data = std::env::temp_dir().join(format!("benchop-baas-{}", uuid::Uuid::new_v4().simple()));
+        let mut baas = Self {
+            proc_: None,
+            base: format!("http://127.0.0.1:{port}"),
+            addr: format!("127.0.0.1:{port}"),
+            data,
+            amqp_url: amqp_url.to_owned(),
+        };
+        baas.launch().await;
+        baas
+    }
+
+    async fn launch(&mut self) {
+        let env = [
+            ("AMQP_URL", self.amqp_url.clone()),
+            ("BAAS_ADDR", self.addr.clone()),
+            ("BENCHOP_DATA_DIR", self.data.display().to_string()),
+        ];
+        let mut proc_ = Proc::spawn("baas", "baas", &[], &env);
+        wait_healthy(
+            &client(),
+            &format!("{}/healthz", self.base),
+            Duration::from_secs(60),
+            &mut proc_,
+        )
+        .await;
+        self.proc_ = Some(proc_);
+    }
+
+    /// Kill the process and start it again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.proc_ = None;
+        self.launch().await;
+    }
+}
+
+impl Drop for Baas {
+    fn drop(&mut self) {
+        self.proc_ = None; // kill before deleting its store
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}

@@ -3,7 +3,6 @@
 //! every task of its job is recorded exactly once (`result_deliveries == 1`, one ranking entry per task).
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use protocol::topology::{
 };
 use protocol::{FailureKind, Outcome, SCHEMA_VERSION, TaskResult};
 
-use crate::support::{self, Proc, Vhost};
+use crate::support::{self, Baas, Proc, Vhost};
 
 /// A job run in method order (baas sorts them): `cos` (milliseconds), then `mc` (over 10 s in release
 /// with 20 repeats: long enough to be interrupted even on a loaded machine, where `rabbitmqctl` polls
@@ -38,87 +37,6 @@ async fn wait_mc_in_flight(baas: &Baas, http: &reqwest::Client, vhost: &Vhost, i
             "pending",
             "{m} finished before the fault (too fast here to interrupt): {before:#}"
         );
-    }
-}
-
-/// baas on its own port and data directory, healthy.
-struct Baas {
-    /// Kept alive (and killed on drop) with the handle.
-    _proc: Proc,
-    base: String,
-    data: PathBuf,
-}
-
-impl Baas {
-    async fn start(vhost: &Vhost, http: &reqwest::Client, extra: &[(&str, String)]) -> Self {
-        let port = support::free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let data = std::env::temp_dir().join(format!("benchop-faults-{}", uuid::Uuid::new_v4().simple()));
-        let mut env = vec![
-            ("AMQP_URL", vhost.url()),
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-        ];
-        env.extend(extra.iter().cloned());
-        let mut proc_ = Proc::spawn("baas", "baas", &[], &env);
-        support::wait_healthy(
-            http,
-            &format!("{base}/healthz"),
-            Duration::from_secs(60),
-            &mut proc_,
-        )
-        .await;
-        Self {
-            _proc: proc_,
-            base,
-            data,
-        }
-    }
-
-    async fn submit(&self, http: &reqwest::Client, body: &Value) -> String {
-        let r = http
-            .post(format!("{}/v1/jobs", self.base))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "{body}");
-        r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn job(&self, http: &reqwest::Client, id: &str) -> Value {
-        http.get(format!("{}/v1/jobs/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// Poll job `id` until `done` of its tasks have a result.
-    async fn wait_done(&self, http: &reqwest::Client, id: &str, done: u64, limit: Duration) -> Value {
-        let start = Instant::now();
-        loop {
-            let job = self.job(http, id).await;
-            if job["progress"]["done"].as_u64().unwrap() >= done {
-                return job;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "job {id}: fewer than {done} results after {limit:?}: {job:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Baas {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -245,7 +163,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_another_worker_redoes_the_ta
     let started = Instant::now();
     let vhost = Vhost::new("faults-kill");
     let http = support::client();
-    let baas = Baas::start(&vhost, &http, &[]).await;
+    let baas = Baas::start(&vhost.url()).await;
     let mut a = worker("faults-kill-a", &vhost, &[]);
     let id = baas.submit(&http, &slow_job()).await;
 
@@ -279,7 +197,7 @@ async fn a_duplicate_result_is_counted_and_ignored() {
     let started = Instant::now();
     let vhost = Vhost::new("faults-dup");
     let http = support::client();
-    let baas = Baas::start(&vhost, &http, &[]).await;
+    let baas = Baas::start(&vhost.url()).await;
     let _w = worker("faults-dup-w", &vhost, &[]);
     let id = baas
         .submit(
@@ -344,7 +262,7 @@ async fn a_poison_task_is_dead_lettered_and_the_worker_keeps_serving() {
     let started = Instant::now();
     let vhost = Vhost::new("faults-poison");
     let http = support::client();
-    let baas = Baas::start(&vhost, &http, &[]).await;
+    let baas = Baas::start(&vhost.url()).await;
     let mut w = worker("faults-poison-w", &vhost, &[]);
     let conn = broker(&vhost).await;
     let channel = amqp::confirm_channel(&conn).await.unwrap();
@@ -400,7 +318,7 @@ async fn a_task_over_its_time_limit_fails_and_the_job_completes() {
     let started = Instant::now();
     let vhost = Vhost::new("faults-limit");
     let http = support::client();
-    let baas = Baas::start(&vhost, &http, &[("BAAS_TASK_TIME_LIMIT_SECS", "1".to_owned())]).await;
+    let baas = Baas::start_with(&vhost.url(), &[("BAAS_TASK_TIME_LIMIT_SECS", "1".to_owned())]).await;
     let _w = worker("faults-limit-w", &vhost, &[]);
     // mc on 1bI takes several seconds with 5 repeats; cos takes milliseconds.
     let submitted = Instant::now();
@@ -437,7 +355,7 @@ async fn sigterm_drains_the_running_task_before_the_worker_exits() {
     let started = Instant::now();
     let vhost = Vhost::new("faults-term");
     let http = support::client();
-    let baas = Baas::start(&vhost, &http, &[]).await;
+    let baas = Baas::start(&vhost.url()).await;
     let mut a = worker("faults-term-a", &vhost, &["--drain-secs", "150"]);
     let id = baas.submit(&http, &slow_job()).await;
     wait_mc_in_flight(&baas, &http, &vhost, &id).await;

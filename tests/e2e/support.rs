@@ -204,10 +204,16 @@ pub struct Baas {
     addr: String,
     data: PathBuf,
     amqp_url: String,
+    extra_env: Vec<(String, String)>,
 }
 
 impl Baas {
     pub async fn start(amqp_url: &str) -> Self {
+        Self::start_with(amqp_url, &[]).await
+    }
+
+    /// Start with extra environment variables (e.g. `BAAS_TASK_TIME_LIMIT_SECS`).
+    pub async fn start_with(amqp_url: &str, extra_env: &[(&str, String)]) -> Self {
         let port = free_port();
         let data = std::env::temp_dir().join(format!("benchop-baas-{}", uuid::Uuid::new_v4().simple()));
         let mut baas = Self {
@@ -216,17 +222,22 @@ impl Baas {
             addr: format!("127.0.0.1:{port}"),
             data,
             amqp_url: amqp_url.to_owned(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
         };
         baas.launch().await;
         baas
     }
 
     async fn launch(&mut self) {
-        let env = [
+        let mut env = vec![
             ("AMQP_URL", self.amqp_url.clone()),
             ("BAAS_ADDR", self.addr.clone()),
             ("BENCHOP_DATA_DIR", self.data.display().to_string()),
         ];
+        env.extend(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let mut proc_ = Proc::spawn("baas", "baas", &[], &env);
         wait_healthy(
             &client(),
@@ -236,6 +247,48 @@ impl Baas {
         )
         .await;
         self.proc_ = Some(proc_);
+    }
+
+    /// Submit a job (must be accepted) and return its id.
+    pub async fn submit(&self, http: &reqwest::Client, body: &Value) -> String {
+        let r = http
+            .post(format!("{}/v1/jobs", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{body}");
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The job's current view.
+    pub async fn job(&self, http: &reqwest::Client, id: &str) -> Value {
+        http.get(format!("{}/v1/jobs/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Poll job `id` until `done` of its tasks have a result.
+    pub async fn wait_done(&self, http: &reqwest::Client, id: &str, done: u64, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let job = self.job(http, id).await;
+            if job["progress"]["done"].as_u64().unwrap() >= done {
+                return job;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "job {id}: fewer than {done} results after {limit:?}: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Kill the process and start it again on the same port and store.

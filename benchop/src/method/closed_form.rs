@@ -352,31 +352,7 @@ pub fn merton(model: &Merton, option: &VanillaOption, spot: f64) -> Result<f64, 
 
 /// 16-point Gauss–Legendre nodes and weights on [−1, 1], by Newton's method on P₁₆ (Golub & Welsch values
 /// to machine precision).
-static GAUSS_LEGENDRE: LazyLock<Vec<(f64, f64)>> = LazyLock::new(|| {
-    const N: usize = 16;
-    let mut out = Vec::with_capacity(N);
-    for i in 0..N {
-        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (N as f64 + 0.5)).cos();
-        let mut dp = 1.0;
-        for _ in 0..100 {
-            let (mut p0, mut p1) = (1.0, x);
-            for j in 2..=N {
-                let jf = j as f64;
-                let p2 = ((2.0 * jf - 1.0) * x * p1 - (jf - 1.0) * p0) / jf;
-                p0 = p1;
-                p1 = p2;
-            }
-            dp = N as f64 * (x * p1 - p0) / (x * x - 1.0);
-            let step = p1 / dp;
-            x -= step;
-            if step.abs() < 1e-16 {
-                break;
-            }
-        }
-        out.push((x, 2.0 / ((1.0 - x * x) * dp * dp)));
-    }
-    out
-});
+static GAUSS_LEGENDRE: LazyLock<Vec<(f64, f64)>> = LazyLock::new(|| crate::special::gauss_legendre(16));
 
 /// Gauss–Legendre on [a, b]: the integral and the integral of |f| (for the rounding floor).
 fn gauss_legendre(f: &impl Fn(f64) -> f64, a: f64, b: f64) -> (f64, f64) {

@@ -274,32 +274,6 @@ fn chi_psi(u: f64, a: f64, d: f64) -> (f64, f64) {
     (chi, psi)
 }
 
-/// Gauss–Legendre nodes and weights on [−1, 1] by Newton's method on the three-term recurrence.
-fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut x = (PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
-        let mut dp = 1.0;
-        for _ in 0..100 {
-            let (mut p0, mut p1) = (1.0, x);
-            for j in 2..=n {
-                let jf = j as f64;
-                let p2 = ((2.0 * jf - 1.0) * x * p1 - (jf - 1.0) * p0) / jf;
-                p0 = p1;
-                p1 = p2;
-            }
-            dp = n as f64 * (x * p1 - p0) / (x * x - 1.0);
-            let step = p1 / dp;
-            x -= step;
-            if step.abs() < 1e-15 {
-                break;
-            }
-        }
-        out.push((x, 2.0 / ((1.0 - x * x) * dp * dp)));
-    }
-    out
-}
-
 /// 2-D COS price of the spread call (S₁ − S₂ − K)⁺ under two correlated geometric Brownian motions
 /// (Ruijter & Oosterlee 2012, eq. (2.10)) with `n` terms per dimension and truncation parameter `l`.
 ///
@@ -376,7 +350,7 @@ pub fn price_spread(
             continue;
         }
         let q = ((hi2 - lo2) * nodes_per_unit).ceil() as usize + 24;
-        let gl = gauss_legendre(q);
+        let gl = crate::special::gauss_legendre(q);
         let (c, h) = (0.5 * (lo2 + hi2), 0.5 * (hi2 - lo2));
         for &(x, w) in &gl {
             cancel.check()?;

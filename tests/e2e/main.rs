@@ -246,29 +246,9 @@ fn the_quick_start_ranks_1ai_in_one_process_without_a_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
-    let (port, monitor_port) = (support::free_port(), support::free_port());
-    let base = format!("http://127.0.0.1:{port}");
-    let data = std::env::temp_dir().join(format!("benchop-serve-{}", uuid::Uuid::new_v4().simple()));
-    let mut serve = Proc::spawn(
-        "benchop serve",
-        "benchop",
-        &["serve", "--workers", "2"],
-        &[
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("MONITOR_ADDR", format!("127.0.0.1:{monitor_port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-            // Standalone mode must not touch a broker.
-            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f".to_owned()),
-        ],
-    );
+    let serve = support::Serve::start(2).await;
+    let (base, monitor) = (serve.base.clone(), serve.monitor.clone());
     let http = support::client();
-    support::wait_healthy(
-        &http,
-        &format!("{base}/healthz"),
-        Duration::from_secs(60),
-        &mut serve,
-    )
-    .await;
     let body = json!({ "problem": "2a", "methods": ["closed-form", "cos", "tree"], "repeats": 1 });
     let r = http
         .post(format!("{base}/v1/jobs"))
@@ -285,7 +265,7 @@ async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
     assert_eq!(check_job(&job, "2a", 1e-4).len(), 3, "{job:#}");
 
     let state: Value = http
-        .get(format!("http://127.0.0.1:{monitor_port}/api/state"))
+        .get(format!("{monitor}/api/state"))
         .send()
         .await
         .unwrap()
@@ -303,7 +283,7 @@ async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
         );
     }
     let page = http
-        .get(format!("http://127.0.0.1:{monitor_port}/"))
+        .get(format!("{monitor}/"))
         .send()
         .await
         .unwrap()
@@ -399,7 +379,6 @@ async fn benchop_serve_runs_api_workers_and_monitor_in_one_process() {
     let r = http.get(format!("{base}/v1/rankings/9z")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     drop(serve);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
@@ -437,27 +416,8 @@ fn benchop_bench_prints_the_table_as_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_at_docs_tries_out_get_problems_with_nothing_from_a_cdn() {
-    let (port, monitor_port) = (support::free_port(), support::free_port());
-    let base = format!("http://127.0.0.1:{port}");
-    let data = std::env::temp_dir().join(format!("benchop-docs-{}", uuid::Uuid::new_v4().simple()));
-    let mut serve = Proc::spawn(
-        "benchop serve",
-        "benchop",
-        &["serve"],
-        &[
-            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
-            ("MONITOR_ADDR", format!("127.0.0.1:{monitor_port}")),
-            ("BENCHOP_DATA_DIR", data.display().to_string()),
-        ],
-    );
-    let http = support::client();
-    support::wait_healthy(
-        &http,
-        &format!("{base}/healthz"),
-        Duration::from_secs(60),
-        &mut serve,
-    )
-    .await;
+    let serve = support::Serve::start(1).await;
+    let base = serve.base.clone();
 
     let browser = browser::Browser::start().await;
     browser.client.goto(&format!("{base}/docs/")).await.unwrap();
@@ -516,5 +476,4 @@ async fn swagger_ui_at_docs_tries_out_get_problems_with_nothing_from_a_cdn() {
     }
     drop(browser);
     drop(serve);
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -304,3 +304,54 @@ impl Drop for Baas {
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
+
+/// `benchop serve` (API, in-process workers and monitor, no broker) on free loopback ports with a data
+/// directory of its own (deleted on drop), already answering `/healthz`.
+pub struct Serve {
+    proc_: Option<Proc>,
+    pub base: String,
+    pub monitor: String,
+    data: PathBuf,
+}
+
+impl Serve {
+    pub async fn start(workers: usize) -> Self {
+        let (port, monitor_port) = (free_port(), free_port());
+        let data = std::env::temp_dir().join(format!("benchop-serve-{}", uuid::Uuid::new_v4().simple()));
+        let env = [
+            ("BAAS_ADDR", format!("127.0.0.1:{port}")),
+            ("MONITOR_ADDR", format!("127.0.0.1:{monitor_port}")),
+            ("BENCHOP_DATA_DIR", data.display().to_string()),
+            // Standalone mode must not touch a broker: point it at a port where none listens.
+            ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f".to_owned()),
+        ];
+        let workers = workers.to_string();
+        let mut proc_ = Proc::spawn(
+            "benchop serve",
+            "benchop",
+            &["serve", "--workers", &workers],
+            &env,
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        wait_healthy(
+            &client(),
+            &format!("{base}/healthz"),
+            Duration::from_secs(60),
+            &mut proc_,
+        )
+        .await;
+        Self {
+            proc_: Some(proc_),
+            base,
+            monitor: format!("http://127.0.0.1:{monitor_port}"),
+            data,
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.proc_ = None; // kill before deleting its store
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}

@@ -141,3 +141,37 @@ proptest! {
         }
     }
 }
+
+/// Found by the property above: deep in the exercise region, interpolation and Richardson extrapolation
+/// put fd-nu 1.8e-5 below the exercise value. Every level of every deterministic method must respect it.
+#[test]
+fn american_values_never_fall_below_the_exercise_value_at_any_level() {
+    let p = Params {
+        s: 63.36813827008611,
+        k: 80.44870681720973,
+        t: 1.1440885632521816,
+        r: 0.042522421440095395,
+        sigma: 0.20195744821680167,
+    };
+    let american = problem(
+        p,
+        VanillaOption::american(OptionKind::Put, p.k, p.t),
+        Quantity::Price,
+    );
+    let intrinsic = p.k - p.s;
+    for m in MethodId::ALL
+        .into_iter()
+        .filter(|m| !m.is_stochastic() && m.applies_to(&american))
+    {
+        for level in 0..6 {
+            let Some(e) = m.price(&american, level, &Cancel::new()).unwrap() else {
+                break;
+            };
+            assert!(
+                e.values[0] >= intrinsic,
+                "{m} level {level}: {} < {intrinsic}",
+                e.values[0]
+            );
+        }
+    }
+}

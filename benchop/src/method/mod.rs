@@ -185,7 +185,37 @@ impl MethodId {
                 e.values.len()
             )));
         }
+        let mut estimate = estimate;
+        if let Some(e) = &mut estimate
+            && !self.is_stochastic()
+        {
+            respect_early_exercise(problem, &mut e.values);
+        }
         Ok(estimate)
+    }
+}
+
+/// An American price is never below its exercise value, but interpolating between grid nodes and
+/// Richardson-extrapolating across grids or exercise frequencies can dip a hair under it deep in the
+/// exercise region. Deterministic estimates are projected back onto the bound (a no-arbitrage fact, not a
+/// tolerance); stochastic ones are left alone, since lifting noisy estimates would bias them.
+fn respect_early_exercise(problem: &Problem, values: &mut [f64]) {
+    let (crate::Instrument::Vanilla(o), crate::Quantity::Price) = (problem.instrument(), problem.quantity())
+    else {
+        return;
+    };
+    if o.exercise != crate::Exercise::American {
+        return;
+    }
+    let exercise: Vec<f64> = match problem.points() {
+        crate::Points::Spots(spots) => spots.iter().map(|&s| o.kind.payoff(s, o.strike)).collect(),
+        crate::Points::Strikes { spot, strikes } => {
+            strikes.iter().map(|&k| o.kind.payoff(*spot, k)).collect()
+        }
+        crate::Points::SpotPairs(_) => return,
+    };
+    for (v, x) in values.iter_mut().zip(exercise) {
+        *v = v.max(x);
     }
 }
 

@@ -38,20 +38,21 @@ fn problem(p: Params, option: VanillaOption, q: Quantity) -> Problem {
     .unwrap()
 }
 
+/// Deepest ladder level [`price`] walks to: deterministic, unlike a time budget (a slow level caused by
+/// the machine, not the method, once stopped the walk early and produced a false failure).
+const MAX_LEVEL: usize = 10;
+
 /// A converged value from `method`: walk its ladder until two successive levels agree to 1e-8
-/// relative, or a level takes longer than 20 ms (then its value is the most accurate affordable one).
+/// relative, or until [`MAX_LEVEL`] (its most accurate affordable value).
 fn price(method: MethodId, problem: &Problem) -> f64 {
     let cancel = Cancel::new();
     let mut last: Option<f64> = None;
-    for level in 0.. {
-        let start = std::time::Instant::now();
+    for level in 0..=MAX_LEVEL {
         let Some(e) = method.price(problem, level, &cancel).unwrap() else {
             break;
         };
         let v = e.values[0];
-        if last.is_some_and(|p| (v - p).abs() <= 1e-8 * v.abs().max(1e-3))
-            || start.elapsed() > std::time::Duration::from_millis(20)
-        {
+        if last.is_some_and(|p| (v - p).abs() <= 1e-8 * v.abs().max(1e-3)) {
             return v;
         }
         last = Some(v);
@@ -59,9 +60,17 @@ fn price(method: MethodId, problem: &Problem) -> f64 {
     last.unwrap()
 }
 
+/// Local runs explore new random parameters every time (that is how the exercise-value bug below was
+/// found); CI (`CI` set) replays one fixed seed so a landing never depends on luck.
 fn config() -> ProptestConfig {
+    let rng_seed = if std::env::var_os("CI").is_some() {
+        proptest::test_runner::RngSeed::Fixed(20_151_215)
+    } else {
+        proptest::test_runner::RngSeed::Random
+    };
     ProptestConfig {
         cases: 48,
+        rng_seed,
         ..ProptestConfig::default()
     }
 }

@@ -56,6 +56,8 @@ impl AppError {
                 };
                 let details = match v {
                     ValidationError::InvalidField { field, .. } => serde_json::json!({ "field": field }),
+                    // One entry per wrong field: `[{field: "problem.model.sigma", reason}]`.
+                    ValidationError::InvalidProblem(errors) => serde_json::json!(errors),
                     _ => Value::Null,
                 };
                 (status, v.code(), v.to_string(), details)

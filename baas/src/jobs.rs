@@ -10,15 +10,20 @@ use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use protocol::api::{JobAccepted, JobLinks, JobRequest, JobStatus, JobView, Progress, TaskView};
+use protocol::api::{
+    CUSTOM_PROBLEM_ID, JobAccepted, JobLinks, JobProblem, JobRequest, JobStatus, JobView, Progress, TaskView,
+    ValidJob, WorkPoint,
+};
+use protocol::problem_spec::ReferenceInfo;
 use protocol::task::now_ms;
-use protocol::topology::RESULTS_QUEUE;
-use protocol::{EventKind, Outcome, ProblemRef, SCHEMA_VERSION, TaskMessage, TaskResult, amqp};
+use protocol::topology::{DEAD_NOTIFY_QUEUE, RESULTS_QUEUE};
+use protocol::control::Control;
+use protocol::{EventKind, FailureKind, Outcome, ProblemRef, SCHEMA_VERSION, TaskMessage, TaskResult, amqp};
 
 use crate::AppState;
 use crate::error::AppError;
 use crate::ranking;
-use crate::store::{JobRecord, Recorded, StoreError, TaskRecord};
+use crate::store::{Inserted, JobRecord, Recorded, Retry, StoreError, TaskRecord};
 
 /// Progress of a job, broadcast whenever a new result is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,36 +37,73 @@ pub struct JobUpdate {
 /// Validate, persist, publish. The job is stored before anything is published, so an accepted job
 /// survives a crash; tasks the broker did not confirm are re-published by [`republish`].
 pub async fn submit(state: &AppState, request: JobRequest) -> Result<JobAccepted, AppError> {
-    let valid = request.validate()?;
+    submit_once(state, request, None).await.map(|(accepted, _)| accepted)
+}
+
+/// [`submit`] with an optional idempotency key: a key seen before with the same request returns that
+/// job (`false`: nothing new was created) and one seen with another request is a conflict.
+pub async fn submit_once(
+    state: &AppState,
+    request: JobRequest,
+    idempotency_key: Option<String>,
+) -> Result<(JobAccepted, bool), AppError> {
+    let mut valid = request.validate()?;
+    let ladders = if valid.ladder {
+        let (problem, methods) = (valid.problem.problem().clone(), valid.methods.clone());
+        tokio::task::spawn_blocking(move || ladder_lengths(&problem, &methods))
+            .await
+            .map_err(StoreError::from)?
+    } else {
+        Vec::new()
+    };
+    let n_planned = if valid.ladder {
+        ladders.iter().map(|&n| u64::from(n)).sum()
+    } else {
+        valid.methods.len() as u64 * u64::from(valid.replicas)
+    };
+    if n_planned > state.limits.max_tasks_per_job as u64 {
+        return Err(AppError::BadRequest {
+            status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            code: "job_too_large",
+            message: format!(
+                "the job would have {n_planned} tasks; this server accepts at most {} per job",
+                state.limits.max_tasks_per_job
+            ),
+            details: serde_json::json!({ "tasks": n_planned, "max_tasks_per_job": state.limits.max_tasks_per_job }),
+        });
+    }
+    valid = with_reference(valid).await?;
     let job_id = Uuid::new_v4();
     let time_limit_ms = u64::try_from(state.task_time_limit.as_millis()).unwrap_or(u64::MAX);
-    let tasks: Vec<TaskMessage> = valid
-        .methods
-        .iter()
-        .map(|m| TaskMessage {
-            schema_version: SCHEMA_VERSION,
-            task_id: Uuid::new_v4(),
-            job_id,
-            problem: ProblemRef::Catalogue(valid.case.id.to_owned()),
-            method: m.name().to_owned(),
-            tolerance: valid.tolerance,
-            repeats: valid.repeats,
-            level: None,
-            time_limit_ms,
-        })
-        .collect();
+    let tasks = fan_out(&valid, &ladders, job_id, time_limit_ms);
     let n_tasks = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
     let record = JobRecord {
         id: job_id,
-        problem: valid.case.id.to_owned(),
+        problem: valid.problem.id().to_owned(),
         tolerance: valid.tolerance,
         repeats: valid.repeats,
         created_ms: now_ms(),
         finished_ms: None,
         n_tasks,
         n_done: 0,
+        cancelled_ms: None,
     };
-    state.store.insert_job(record, tasks.clone()).await?;
+    let idempotency = idempotency_key.map(|k| (k, serde_json::to_string(&request).unwrap_or_default()));
+    match state.store.insert_job_once(record, tasks.clone(), idempotency).await? {
+        Inserted::New => {}
+        Inserted::Existing(id) => {
+            let n = state.store.job(id).await?.map_or(0, |(j, _)| j.n_tasks);
+            return Ok((accepted(id, n), false));
+        }
+        Inserted::Conflict(id) => {
+            return Err(AppError::BadRequest {
+                status: axum::http::StatusCode::CONFLICT,
+                code: "idempotency_conflict",
+                message: "this Idempotency-Key was used with a different request".to_owned(),
+                details: serde_json::json!({ "job_id": id }),
+            });
+        }
+    }
     match state.publisher.publish(&tasks).await {
         Ok(()) => {
             state
@@ -74,18 +116,170 @@ pub async fn submit(state: &AppState, request: JobRequest) -> Result<JobAccepted
     }
     state.events.emit(EventKind::JobCreated {
         job_id,
-        problem: valid.case.id.to_owned(),
+        problem: valid.problem.id().to_owned(),
         tasks: n_tasks,
     });
-    tracing::info!(job = %job_id, problem = valid.case.id, tasks = n_tasks, "job accepted");
-    Ok(JobAccepted {
-        id: job_id,
+    tracing::info!(job = %job_id, problem = valid.problem.id(), tasks = n_tasks, "job accepted");
+    Ok((accepted(job_id, n_tasks), true))
+}
+
+/// How long baas may spend computing the reference of a custom problem before refusing the job.
+pub const REFERENCE_TIME_LIMIT: Duration = Duration::from_secs(20);
+
+/// Compute a custom problem's reference on a blocking thread, within [`REFERENCE_TIME_LIMIT`]; catalogue
+/// problems pass through.
+async fn with_reference(mut valid: ValidJob) -> Result<ValidJob, AppError> {
+    if !matches!(valid.problem, JobProblem::Custom { .. }) {
+        return Ok(valid);
+    }
+    let started = std::time::Instant::now();
+    let cancel = benchop::Cancel::with_deadline(started + REFERENCE_TIME_LIMIT);
+    let valid = tokio::task::spawn_blocking(move || valid.compute_reference(&cancel).map(|()| valid))
+        .await
+        .map_err(|e| protocol::api::ValidationError::ReferenceUnavailable(format!("the solver failed: {e}")))??;
+    if let Some(r) = valid.problem.reference() {
+        tracing::info!(solver = %r.solver, error_estimate = ?r.error_estimate, secs = started.elapsed().as_secs_f64(),
+            "custom reference computed");
+    }
+    Ok(valid)
+}
+
+fn accepted(id: Uuid, tasks: u32) -> JobAccepted {
+    JobAccepted {
+        id,
         status: JobStatus::Queued,
-        tasks: n_tasks,
+        tasks,
         links: JobLinks {
-            self_: format!("/v1/jobs/{job_id}"),
+            self_: format!("/v1/jobs/{id}"),
         },
+    }
+}
+
+/// Cancel a job: tasks without a result are recorded as cancelled and revoked on the workers. A job that
+/// already finished is left alone (`Err` with code `job_finished`); cancelling twice is harmless.
+pub async fn cancel(state: &AppState, id: Uuid) -> Result<JobView, AppError> {
+    let Some((before, revoked)) = state.store.cancel_job(id, now_ms()).await? else {
+        return Err(AppError::NotFound {
+            code: "job_not_found",
+            what: format!("job {id}"),
+        });
+    };
+    if before.finished_ms.is_some() && before.cancelled_ms.is_none() {
+        return Err(AppError::BadRequest {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "job_finished",
+            message: format!("job {id} already completed; there is nothing to cancel"),
+            details: serde_json::Value::Null,
+        });
+    }
+    if !revoked.is_empty() {
+        if let Err(e) = state.publisher.control(&Control::CancelJob { job_id: id }).await {
+            // The job is cancelled all the same: late results are ignored as duplicates.
+            tracing::warn!(job = %id, error = %e, "could not broadcast the cancellation");
+        }
+        for t in &revoked {
+            state.events.emit(EventKind::TaskRevoked {
+                task_id: t.task_id,
+                worker: None,
+                terminated: false,
+            });
+        }
+        let _ = state.updates.send(JobUpdate {
+            job_id: id,
+            finished: true,
+        });
+        state.events.emit(EventKind::JobFinished { job_id: id });
+        tracing::info!(job = %id, revoked = revoked.len(), "job cancelled");
+    }
+    view(state, id).await?.ok_or_else(|| AppError::NotFound {
+        code: "job_not_found",
+        what: format!("job {id}"),
     })
+}
+
+/// Run a failed (or dead-lettered) task again.
+pub async fn retry(state: &AppState, task_id: Uuid) -> Result<TaskMessage, AppError> {
+    let conflict = |code: &'static str, message: String| AppError::BadRequest {
+        status: axum::http::StatusCode::CONFLICT,
+        code,
+        message,
+        details: serde_json::Value::Null,
+    };
+    match state.store.retry_task(task_id).await? {
+        Retry::Requeued(task) => {
+            match state.publisher.publish(std::slice::from_ref(&task)).await {
+                Ok(()) => state.store.mark_published(vec![task.task_id]).await?,
+                Err(e) => tracing::warn!(task = %task_id, error = %e, "retry publishing deferred"),
+            }
+            state.events.emit(EventKind::TaskRetried {
+                task_id,
+                job_id: task.job_id,
+                attempt: None,
+            });
+            let _ = state.updates.send(JobUpdate {
+                job_id: task.job_id,
+                finished: false,
+            });
+            Ok(task)
+        }
+        Retry::UnknownTask => Err(AppError::NotFound {
+            code: "task_not_found",
+            what: format!("task {task_id}"),
+        }),
+        Retry::NotFailed(st) => Err(conflict(
+            "task_not_failed",
+            format!("task {task_id} is {st}; only failed tasks are retried"),
+        )),
+        Retry::JobCancelled => Err(conflict(
+            "job_cancelled",
+            format!("the job of task {task_id} was cancelled"),
+        )),
+    }
+}
+
+/// How many levels of each method a ladder job prices: the method's ladder, at most
+/// [`MAX_LADDER_LEVELS`](protocol::api::MAX_LADDER_LEVELS) levels. Each level is asked for with the
+/// cancellation flag already raised: past the end of its ladder a method answers `Ok(None)` before any
+/// work, and inside it stops at its first cancellation check (kernels check between units of work), so
+/// this costs microseconds per level.
+pub fn ladder_lengths(problem: &benchop::Problem, methods: &[benchop::MethodId]) -> Vec<u32> {
+    let raised = benchop::Cancel::new();
+    raised.cancel();
+    methods
+        .iter()
+        .map(|m| {
+            (0..protocol::api::MAX_LADDER_LEVELS)
+                .find(|&level| matches!(m.price(problem, level as usize, &raised), Ok(None)))
+                .unwrap_or(protocol::api::MAX_LADDER_LEVELS)
+        })
+        .collect()
+}
+
+/// The tasks of a job: one per method and replica, or for a ladder job one per method and level
+/// (`ladders[i]` levels of method `i`).
+fn fan_out(valid: &ValidJob, ladders: &[u32], job_id: Uuid, time_limit_ms: u64) -> Vec<TaskMessage> {
+    let mut tasks = Vec::with_capacity(valid.methods.len() * valid.replicas as usize);
+    for (i, m) in valid.methods.iter().enumerate() {
+        let levels: Vec<Option<u32>> = if valid.ladder {
+            (0..ladders.get(i).copied().unwrap_or(0)).map(Some).collect()
+        } else {
+            vec![None; valid.replicas as usize]
+        };
+        for level in levels {
+            tasks.push(TaskMessage {
+                schema_version: SCHEMA_VERSION,
+                task_id: Uuid::new_v4(),
+                job_id,
+                problem: valid.problem.task_ref(),
+                method: m.name().to_owned(),
+                tolerance: valid.tolerance,
+                repeats: valid.repeats,
+                level,
+                time_limit_ms,
+            });
+        }
+    }
+    tasks
 }
 
 /// The API view of a job: status, progress, tasks and the ranking so far.
@@ -93,17 +287,32 @@ pub async fn view(state: &AppState, id: Uuid) -> Result<Option<JobView>, AppErro
     let Some((job, tasks)) = state.store.job(id).await? else {
         return Ok(None);
     };
-    Ok(Some(build_view(&job, &tasks)))
+    let mut view = build_view(&job, &tasks);
+    // Every task of a custom job carries the spec and the reference; read them from the first.
+    if job.problem == CUSTOM_PROBLEM_ID
+        && let Some(first) = tasks.first()
+        && let Some(TaskMessage {
+            problem: ProblemRef::Custom(custom),
+            ..
+        }) = state.store.task_message(first.id).await?
+    {
+        view.reference = Some(custom.reference);
+        view.spec = Some(custom.spec);
+    }
+    Ok(Some(view))
 }
 
 /// Assemble a job view from its records.
 pub fn build_view(job: &JobRecord, tasks: &[TaskRecord]) -> JobView {
     let results: Vec<&TaskResult> = tasks.iter().filter_map(|t| t.result.as_ref()).collect();
+    let ladder = tasks.iter().any(|t| t.level.is_some());
     let failed = results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
         .count();
-    let status = if job.finished_ms.is_some() {
+    let status = if job.cancelled_ms.is_some() {
+        JobStatus::Cancelled
+    } else if job.finished_ms.is_some() {
         JobStatus::Completed
     } else if results.is_empty() {
         JobStatus::Queued
@@ -111,6 +320,9 @@ pub fn build_view(job: &JobRecord, tasks: &[TaskRecord]) -> JobView {
         JobStatus::Running
     };
     JobView {
+        // Custom problems' reference and spec live in their tasks: `view` adds them.
+        reference: benchop::catalogue::case(&job.problem).map(ReferenceInfo::published),
+        spec: None,
         id: job.id,
         problem: job.problem.clone(),
         status,
@@ -123,23 +335,65 @@ pub fn build_view(job: &JobRecord, tasks: &[TaskRecord]) -> JobView {
             done: u32::try_from(results.len()).unwrap_or(u32::MAX),
             failed: u32::try_from(failed).unwrap_or(u32::MAX),
         },
-        ranking: ranking::rank(results.iter().copied()),
+        ranking: if ladder {
+            ranking::rank(ranking::per_method(results.iter().copied()))
+        } else {
+            ranking::rank(&ranking::pool_replicas(results.iter().copied()))
+        },
+        work_precision: if ladder {
+            work_precision(&results)
+        } else {
+            Vec::new()
+        },
         tasks: tasks
             .iter()
             .map(|t| TaskView {
                 id: t.id,
                 method: t.method.clone(),
-                state: match &t.result {
+                state: match t.result.as_ref().map(|r| &r.outcome) {
                     None => "pending",
-                    Some(r) if matches!(r.outcome, Outcome::Failed { .. }) => "failed",
-                    Some(_) => "succeeded",
+                    Some(Outcome::Failed {
+                        kind: FailureKind::Cancelled,
+                        ..
+                    }) => "cancelled",
+                    Some(Outcome::Failed { .. }) => "failed",
+                    Some(Outcome::Succeeded(_)) => "succeeded",
                 }
                 .to_owned(),
                 result_deliveries: t.result_deliveries,
-                worker: t.result.as_ref().map(|r| r.worker.clone()),
+                worker: t
+                    .result
+                    .as_ref()
+                    .map(|r| r.worker.clone())
+                    .filter(|w| !w.is_empty()),
+                attempts: t.attempts,
+                error: match t.result.as_ref().map(|r| &r.outcome) {
+                    Some(Outcome::Failed { kind, reason }) => Some(format!("{}: {reason}", kind.as_str())),
+                    _ => None,
+                },
             })
             .collect(),
     }
+}
+
+/// Every priced level of a ladder job, by method and level.
+fn work_precision(results: &[&TaskResult]) -> Vec<WorkPoint> {
+    let mut points: Vec<WorkPoint> = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Succeeded(m) => Some(WorkPoint {
+                method: r.method.clone(),
+                level: m.level,
+                setting: m.setting.clone(),
+                relerr: m.relerr,
+                time_s: protocol::api::TimeStats::of(&m.times_s)?.mean_s,
+                reached: m.reached,
+            }),
+            Outcome::Failed { .. } => None,
+        })
+        .collect();
+    points.sort_by(|a, b| a.method.cmp(&b.method).then(a.level.cmp(&b.level)));
+    points
 }
 
 /// Record one result (idempotent by task id) and announce progress.
@@ -172,7 +426,7 @@ pub async fn wait_finished(state: &AppState, id: Uuid) -> Result<JobView, AppErr
             code: "job_not_found",
             what: format!("job {id}"),
         })?;
-        if view.status == JobStatus::Completed {
+        if view.status.is_final() {
             return Ok(view);
         }
         // Re-check on any update or every second (an update may be missed between the view and subscribe).
@@ -190,9 +444,51 @@ pub async fn wait_finished(state: &AppState, id: Uuid) -> Result<JobView, AppErr
 /// Consume results from RabbitMQ until `token` is cancelled, reconnecting with backoff. Each result
 /// is persisted before it is acked; duplicates are acked and ignored.
 pub async fn consume_results(state: AppState, url: String, token: CancellationToken) {
+    consume_forever(state, url, token, Feed::Results).await;
+}
+
+/// Consume the dead-letter notifications until `token` is cancelled: a task the broker dead-lettered
+/// (undecodable, or redelivered past the delivery limit because it kept killing its worker) is recorded
+/// as failed in its job with the broker's reason, so the job still completes. The copy in
+/// [`DEAD_QUEUE`](protocol::topology::DEAD_QUEUE) stays for inspection and replay.
+pub async fn consume_dead_letters(state: AppState, url: String, token: CancellationToken) {
+    consume_forever(state, url, token, Feed::DeadLetters).await;
+}
+
+/// The two queues baas consumes.
+#[derive(Debug, Clone, Copy)]
+enum Feed {
+    Results,
+    DeadLetters,
+}
+
+impl Feed {
+    fn queue(self) -> &'static str {
+        match self {
+            Feed::Results => RESULTS_QUEUE,
+            Feed::DeadLetters => DEAD_NOTIFY_QUEUE,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Feed::Results => "baas-results",
+            Feed::DeadLetters => "baas-dead-letters",
+        }
+    }
+}
+
+/// What to do with a delivery once handled.
+enum Disposition {
+    Ack,
+    Reject,
+    Requeue,
+}
+
+async fn consume_forever(state: AppState, url: String, token: CancellationToken, feed: Feed) {
     while !token.is_cancelled() {
-        if let Err(e) = consume_session(&state, &url, &token).await {
-            tracing::warn!(error = %e, "result consumer session ended; reconnecting");
+        if let Err(e) = consume_session(&state, &url, &token, feed).await {
+            tracing::warn!(error = %e, feed = feed.name(), "consumer session ended; reconnecting");
             tokio::select! {
                 () = token.cancelled() => break,
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -205,20 +501,21 @@ async fn consume_session(
     state: &AppState,
     url: &str,
     token: &CancellationToken,
+    feed: Feed,
 ) -> Result<(), amqp::AmqpError> {
-    let conn = amqp::connect(url, "baas-results", Duration::from_secs(30)).await?;
+    let conn = amqp::connect(url, feed.name(), Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
     channel.basic_qos(256, BasicQosOptions::default()).await?;
     let mut consumer = channel
         .basic_consume(
-            RESULTS_QUEUE.into(),
-            "baas-results".into(),
+            feed.queue().into(),
+            feed.name().into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
-    tracing::info!("consuming results");
+    tracing::info!(queue = feed.queue(), "consuming");
     loop {
         let delivery = tokio::select! {
             () = token.cancelled() => {
@@ -235,20 +532,18 @@ async fn consume_session(
             }
             Some(d) => d?,
         };
-        let result = match TaskResult::decode(&delivery.data) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable result dropped");
-                delivery.reject(BasicRejectOptions { requeue: false }).await?;
-                continue;
-            }
+        let disposition = match feed {
+            Feed::Results => handle_result(state, &delivery.data).await,
+            Feed::DeadLetters => handle_dead_letter(state, &delivery).await,
         };
-        match ingest(state, result).await {
-            Ok(_) => {
+        match disposition {
+            Disposition::Ack => {
                 delivery.ack(BasicAckOptions::default()).await?;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "result not persisted; requeueing");
+            Disposition::Reject => {
+                delivery.reject(BasicRejectOptions { requeue: false }).await?;
+            }
+            Disposition::Requeue => {
                 delivery
                     .nack(BasicNackOptions {
                         requeue: true,
@@ -258,6 +553,109 @@ async fn consume_session(
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+}
+
+async fn handle_result(state: &AppState, data: &[u8]) -> Disposition {
+    let result = match TaskResult::decode(data) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable result dropped");
+            return Disposition::Reject;
+        }
+    };
+    match ingest(state, result).await {
+        Ok(_) => Disposition::Ack,
+        Err(e) => {
+            tracing::error!(error = %e, "result not persisted; requeueing");
+            Disposition::Requeue
+        }
+    }
+}
+
+async fn handle_dead_letter(state: &AppState, delivery: &lapin::message::Delivery) -> Disposition {
+    // The task id: from the body when it still decodes, else from the message id baas set on publish.
+    let task_id = TaskMessage::decode(&delivery.data).map(|t| t.task_id).ok().or_else(|| {
+        delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .and_then(|id| id.as_str().parse::<Uuid>().ok())
+    });
+    let Some(task_id) = task_id else {
+        tracing::warn!("dead letter without a task id; left in the dead-letter queue for inspection");
+        return Disposition::Ack;
+    };
+    let task = match state.store.task_message(task_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            tracing::warn!(task = %task_id, "dead letter of an unknown task");
+            return Disposition::Ack;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable; requeueing the dead letter");
+            return Disposition::Requeue;
+        }
+    };
+    let reason = death_reason(delivery.properties.headers().as_ref());
+    let now = now_ms();
+    let result = TaskResult {
+        schema_version: SCHEMA_VERSION,
+        task_id,
+        job_id: task.job_id,
+        method: task.method.clone(),
+        worker: String::new(),
+        started_ms: now,
+        finished_ms: now,
+        outcome: Outcome::Failed {
+            kind: FailureKind::DeadLettered,
+            reason: format!("dead-lettered by the broker: {reason}"),
+        },
+    };
+    match ingest(state, result).await {
+        Ok(recorded) => {
+            if matches!(recorded, Recorded::New { .. }) {
+                tracing::warn!(task = %task_id, job = %task.job_id, %reason, "task dead-lettered");
+                state.events.emit(EventKind::TaskDeadLettered {
+                    task_id,
+                    job_id: task.job_id,
+                    reason,
+                });
+            }
+            Disposition::Ack
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dead letter not recorded; requeueing");
+            Disposition::Requeue
+        }
+    }
+}
+
+/// The broker's account of a dead letter, from its `x-death` header: reason and delivery count.
+fn death_reason(headers: Option<&FieldTable>) -> String {
+    use lapin::types::AMQPValue;
+    let first = headers
+        .and_then(|h| h.inner().get("x-death"))
+        .and_then(|v| match v {
+            AMQPValue::FieldArray(a) => a.as_slice().first().cloned(),
+            _ => None,
+        });
+    let Some(AMQPValue::FieldTable(death)) = first else {
+        return "rejected".to_owned();
+    };
+    let text = |key: &str| match death.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => Some(s.to_string()),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    let reason = text("reason").unwrap_or_else(|| "rejected".to_owned());
+    match reason.as_str() {
+        "delivery_limit" => format!(
+            "delivery_limit (delivered {} times without an ack: the task kept failing or killing its worker)",
+            protocol::topology::TASK_DELIVERY_LIMIT
+        ),
+        "rejected" => "rejected (undecodable or refused by a worker)".to_owned(),
+        other => other.to_owned(),
     }
 }
 
@@ -288,6 +686,28 @@ pub async fn republish(state: AppState, token: CancellationToken) {
             },
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot read unpublished tasks"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod ladder_tests {
+    use benchop::{Cancel, MethodId, catalogue};
+    use protocol::api::MAX_LADDER_LEVELS;
+
+    #[test]
+    fn a_ladder_is_the_methods_levels_up_to_the_cap() {
+        let case = catalogue::case("1aI").unwrap();
+        let methods = [MethodId::ClosedForm, MethodId::Fft, MethodId::Fgl, MethodId::Cos];
+        let lengths = super::ladder_lengths(&case.problem, &methods);
+        // COS has more levels than the cap; the others end before it.
+        assert_eq!(lengths[3], MAX_LADDER_LEVELS);
+        for (m, &n) in methods.iter().zip(&lengths).take(3) {
+            assert!((1..MAX_LADDER_LEVELS).contains(&n), "{m}: {n}");
+            // The last level counted prices (these are cheap), the next one is past the end.
+            let fresh = Cancel::new();
+            assert!(m.price(&case.problem, n as usize - 1, &fresh).unwrap().is_some(), "{m}");
+            assert!(m.price(&case.problem, n as usize, &fresh).unwrap().is_none(), "{m}");
         }
     }
 }

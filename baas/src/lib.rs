@@ -12,8 +12,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod plot;
 pub mod publisher;
 pub mod ranking;
 pub mod routes;
@@ -54,6 +56,31 @@ pub struct Config {
     /// Per-task time limit in seconds; the worker stops the kernel after it.
     #[arg(long, env = "BAAS_TASK_TIME_LIMIT_SECS", default_value_t = 120)]
     pub task_time_limit_secs: u64,
+    /// Most tasks one job may fan out to (methods × replicas); larger jobs get `422 job_too_large`.
+    #[arg(long, env = "BAAS_MAX_TASKS_PER_JOB", default_value_t = Limits::default().max_tasks_per_job)]
+    pub max_tasks_per_job: usize,
+    /// File with API tokens, one per line (`#` comments allowed). When tokens are configured (here or
+    /// in `BAAS_API_TOKENS`, comma-separated), mutating endpoints require `Authorization: Bearer <token>`.
+    #[arg(long, env = "BAAS_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Origins allowed by CORS, comma-separated (`*` for any); none by default.
+    #[arg(long, env = "BAAS_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+/// Per-job limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most tasks in one job.
+    pub max_tasks_per_job: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_tasks_per_job: 100_000,
+        }
+    }
 }
 
 /// Shared state of the HTTP handlers and the result consumer. Cheap to clone.
@@ -69,6 +96,12 @@ pub struct AppState {
     pub updates: broadcast::Sender<JobUpdate>,
     /// Per-task time limit.
     pub task_time_limit: Duration,
+    /// Per-job limits.
+    pub limits: Limits,
+    /// API tokens for mutating endpoints; empty: open (the default, for loopback use).
+    pub auth: Arc<auth::Tokens>,
+    /// CORS origins.
+    pub cors_origins: Arc<Vec<String>>,
 }
 
 impl AppState {
@@ -81,6 +114,9 @@ impl AppState {
             events,
             updates,
             task_time_limit: Duration::from_millis(protocol::api::DEFAULT_TIME_LIMIT_MS),
+            limits: Limits::default(),
+            auth: Arc::new(auth::Tokens::default()),
+            cors_origins: Arc::new(Vec::new()),
         }
     }
 }
@@ -100,6 +136,9 @@ pub enum RunError {
     /// AMQP failed at start-up.
     #[error(transparent)]
     Amqp(#[from] protocol::amqp::AmqpError),
+    /// The token file could not be read.
+    #[error("api tokens: {0}")]
+    Tokens(#[from] auth::TokenError),
 }
 
 /// Run the distributed service until `token` is cancelled: HTTP API, result consumer, republisher.
@@ -117,6 +156,12 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
     );
     let mut state = AppState::new(store, Arc::new(publisher), Arc::new(events));
     state.task_time_limit = Duration::from_secs(config.task_time_limit_secs.max(1));
+    state.limits.max_tasks_per_job = config.max_tasks_per_job.max(1);
+    state.auth = Arc::new(auth::Tokens::from_env_and_file(config.api_token_file.as_deref())?);
+    if !state.auth.is_empty() {
+        tracing::info!(tokens = state.auth.len(), "mutating endpoints require a bearer token");
+    }
+    state.cors_origins = Arc::new(config.cors_origins.clone());
 
     let tracker = TaskTracker::new();
     tracker.spawn(jobs::consume_results(
@@ -125,6 +170,11 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
         token.clone(),
     ));
     tracker.spawn(jobs::republish(state.clone(), token.clone()));
+    tracker.spawn(jobs::consume_dead_letters(
+        state.clone(),
+        config.amqp_url.clone(),
+        token.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "baas listening");
     routes::serve(listener, state, token.clone()).await?;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, mpsc};
 
 use protocol::TaskMessage;
+use protocol::control::Control;
 use protocol::amqp::{self, AmqpError};
 use protocol::topology::{TASKS_EXCHANGE, TASKS_ROUTING_KEY};
 
@@ -28,6 +29,12 @@ pub enum PublishError {
 pub trait TaskPublisher: Send + Sync + 'static {
     /// Publish all tasks; `Ok` means every one is durably queued.
     async fn publish(&self, tasks: &[TaskMessage]) -> Result<(), PublishError>;
+
+    /// Broadcast a control command to the workers (revocation). Best effort: a worker that misses it
+    /// runs the task anyway, and its result is then ignored as a duplicate.
+    async fn control(&self, _command: &Control) -> Result<(), PublishError> {
+        Ok(())
+    }
 }
 
 /// Publishes to RabbitMQ over a deadpool-lapin connection pool, one confirm channel reused across
@@ -66,28 +73,48 @@ impl AmqpPublisher {
 impl TaskPublisher for AmqpPublisher {
     async fn publish(&self, tasks: &[TaskMessage]) -> Result<(), PublishError> {
         let mut guard = self.channel.lock().await;
-        let usable = guard.as_ref().is_some_and(|(_, ch)| ch.status().connected());
-        if !usable {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| PublishError::Pool(e.to_string()))?;
-            let channel = amqp::confirm_channel(&conn).await?;
-            *guard = Some((conn, channel));
-        }
-        let Some((_, channel)) = guard.as_ref() else {
-            return Err(PublishError::Closed);
-        };
+        let channel = self.usable_channel(&mut guard).await?;
         let messages: Vec<(String, Vec<u8>)> = tasks
             .iter()
             .map(|t| (t.task_id.to_string(), t.encode()))
             .collect();
-        let sent = amqp::publish_confirmed(channel, TASKS_EXCHANGE, TASKS_ROUTING_KEY, messages).await;
+        let sent = amqp::publish_confirmed(&channel, TASKS_EXCHANGE, TASKS_ROUTING_KEY, messages).await;
         if sent.is_err() {
             *guard = None;
         }
         Ok(sent?)
+    }
+
+    async fn control(&self, command: &Control) -> Result<(), PublishError> {
+        let mut guard = self.channel.lock().await;
+        let channel = self.usable_channel(&mut guard).await?;
+        let sent = amqp::publish_control(&channel, command).await;
+        if sent.is_err() {
+            *guard = None;
+        }
+        Ok(sent?)
+    }
+}
+
+impl AmqpPublisher {
+    /// The confirm channel, (re)opened from the pool when it is closed.
+    async fn usable_channel(
+        &self,
+        guard: &mut Option<(deadpool_lapin::Connection, lapin::Channel)>,
+    ) -> Result<lapin::Channel, PublishError> {
+        if let Some((_, ch)) = guard.as_ref()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| PublishError::Pool(e.to_string()))?;
+        let channel = amqp::confirm_channel(&conn).await?;
+        *guard = Some((conn, channel.clone()));
+        Ok(channel)
     }
 }
 

@@ -75,6 +75,71 @@ pub fn rank<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> Vec<RankEn
     reached.into_iter().chain(missed).chain(failed).collect()
 }
 
+/// The one result per method that ranks a work-precision (ladder) job, whose tasks price every level:
+/// the cheapest level that reached the tolerance (the level tuning would pick), else the most accurate
+/// level, else the method's first failure.
+pub fn per_method<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> Vec<&'a TaskResult> {
+    let mut by_method: std::collections::BTreeMap<&str, Vec<&TaskResult>> = Default::default();
+    for r in results {
+        by_method.entry(r.method.as_str()).or_default().push(r);
+    }
+    by_method
+        .into_values()
+        .filter_map(|rs| {
+            let measured = || {
+                rs.iter().filter_map(|r| match &r.outcome {
+                    Outcome::Succeeded(m) => Some((*r, m)),
+                    Outcome::Failed { .. } => None,
+                })
+            };
+            measured()
+                .filter(|(_, m)| m.reached)
+                .min_by_key(|(_, m)| m.level)
+                .or_else(|| measured().min_by(|a, b| a.1.relerr.total_cmp(&b.1.relerr)))
+                .map(|(r, _)| r)
+                .or_else(|| rs.first().copied())
+        })
+        .collect()
+}
+
+/// Pool the replicas of each method (a job with `replicas > 1` prices every method several times):
+/// one result per method whose timed runs are all the replicas' runs together, whose error is the
+/// worst replica's and which reached the tolerance only if every replica did. Failed replicas are
+/// dropped when another replica succeeded; a method with no success keeps its first failure. With one
+/// task per method this is the identity.
+pub fn pool_replicas<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> Vec<TaskResult> {
+    let mut by_method: std::collections::BTreeMap<&str, Vec<&TaskResult>> = Default::default();
+    for r in results {
+        by_method.entry(r.method.as_str()).or_default().push(r);
+    }
+    by_method
+        .into_values()
+        .filter_map(|rs| {
+            let mut pooled: Option<TaskResult> = None;
+            for r in &rs {
+                let Outcome::Succeeded(m) = &r.outcome else { continue };
+                match &mut pooled {
+                    None => pooled = Some((*r).clone()),
+                    Some(p) => {
+                        if let Outcome::Succeeded(acc) = &mut p.outcome {
+                            acc.times_s.extend_from_slice(&m.times_s);
+                            acc.reached &= m.reached;
+                            if m.relerr > acc.relerr {
+                                acc.relerr = m.relerr;
+                                acc.values.clone_from(&m.values);
+                                acc.std_errors.clone_from(&m.std_errors);
+                                acc.level = m.level;
+                                acc.setting.clone_from(&m.setting);
+                            }
+                        }
+                    }
+                }
+            }
+            pooled.or_else(|| rs.first().map(|r| (*r).clone()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +167,39 @@ mod tests {
                 threads: 1,
             }),
         }
+    }
+
+    #[test]
+    fn replicas_pool_into_one_entry_per_method() {
+        let failed = TaskResult {
+            outcome: Outcome::Failed {
+                kind: FailureKind::Panicked,
+                reason: "boom".into(),
+            },
+            ..result("cos", 0.0, false, &[])
+        };
+        let results = vec![
+            result("cos", 1e-6, true, &[0.001, 0.002]),
+            failed.clone(),
+            result("cos", 3e-6, true, &[0.004]),
+            result("fd", 5e-5, true, &[0.01]),
+            result("fd", 2e-4, false, &[0.02]),
+            TaskResult {
+                method: "mc".into(),
+                ..failed
+            },
+        ];
+        let pooled = pool_replicas(&results);
+        let ranked = rank(&pooled);
+        let cos = ranked.iter().find(|e| e.method == "cos").unwrap();
+        assert_eq!(cos.time.unwrap().runs, 3);
+        assert_eq!(cos.relerr, Some(3e-6));
+        assert_eq!(cos.standing, Standing::Reached);
+        let fd = ranked.iter().find(|e| e.method == "fd").unwrap();
+        assert_eq!(fd.standing, Standing::Missed, "one replica missed");
+        assert_eq!(fd.relerr, Some(2e-4));
+        assert_eq!(ranked.iter().find(|e| e.method == "mc").unwrap().standing, Standing::Failed);
+        assert_eq!(ranked.len(), 3);
     }
 
     #[test]
@@ -137,6 +235,47 @@ mod tests {
         );
         assert_eq!(r[1].time.unwrap().median_s, 0.003);
         assert!(r[4].reason.as_deref().unwrap().contains("timed_out"));
+    }
+
+    fn at_level(method: &str, level: u32, relerr: f64, reached: bool) -> TaskResult {
+        let mut r = result(method, relerr, reached, &[0.001 * f64::from(level + 1)]);
+        if let Outcome::Succeeded(m) = &mut r.outcome {
+            m.level = level;
+        }
+        r
+    }
+
+    #[test]
+    fn a_ladder_job_ranks_each_method_by_its_cheapest_level_that_reached() {
+        let timed_out = TaskResult {
+            outcome: Outcome::Failed {
+                kind: FailureKind::TimedOut,
+                reason: "slow".into(),
+            },
+            ..result("mc", 0.0, false, &[])
+        };
+        let results = vec![
+            at_level("fd", 0, 1e-2, false),
+            at_level("fd", 2, 5e-6, true),
+            at_level("fd", 1, 5e-5, true),
+            at_level("tree", 0, 3e-3, false),
+            at_level("tree", 1, 8e-4, false),
+            timed_out.clone(),
+            timed_out,
+        ];
+        let chosen = per_method(&results);
+        let summary: Vec<_> = chosen
+            .iter()
+            .map(|r| match &r.outcome {
+                Outcome::Succeeded(m) => (r.method.as_str(), Some(m.level)),
+                Outcome::Failed { .. } => (r.method.as_str(), None),
+            })
+            .collect();
+        assert_eq!(summary, vec![("fd", Some(1)), ("mc", None), ("tree", Some(1))]);
+        let ranked = rank(chosen);
+        assert_eq!(ranked.len(), 3);
+        assert_eq!((ranked[0].method.as_str(), ranked[0].level), ("fd", Some(1)));
+        assert_eq!(ranked[1].tier.as_deref(), Some("1e-3"));
     }
 }
 

@@ -38,6 +38,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
             tolerance, and the job's ranking orders the methods by time. Errors are JSON \
             `{code, message, details}` with stable codes (see README)."
     ),
+    modifiers(&BearerScheme),
     tags(
         (name = "jobs", description = "Submit jobs and read their rankings"),
         (name = "catalogue", description = "The BENCHOP problems and the methods"),
@@ -47,10 +48,25 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 )]
 struct ApiDoc;
 
+/// Declares the `bearer` security scheme the mutating endpoints name (required only when tokens are set).
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// The router with every endpoint, `/openapi.json`, Swagger UI at `/docs`, JSON fallbacks, body limit,
 /// tracing and a request timeout.
 pub fn app(state: AppState) -> Router {
-    let (router, openapi) = api_router().split_for_parts();
+    let (router, mut openapi) = api_router().split_for_parts();
+    add_job_examples(&mut openapi);
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -61,6 +77,8 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .layer(cors(&state.cors_origins))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -68,6 +86,64 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `POST /v1/jobs` request examples: a catalogue problem, then one custom problem per family
+/// (`protocol::problem_spec::ProblemSpec::examples`, which a test validates).
+fn add_job_examples(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::example::ExampleBuilder;
+    let Some(content) = openapi
+        .paths
+        .paths
+        .get_mut("/v1/jobs")
+        .and_then(|p| p.post.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+        .and_then(|body| match body {
+            RefOr::T(body) => body.content.get_mut("application/json"),
+            RefOr::Ref(_) => None,
+        })
+        .and_then(|content| match content {
+            RefOr::T(content) => Some(content),
+            RefOr::Ref(_) => None,
+        })
+    else {
+        return;
+    };
+    let mut examples = vec![(
+        "catalogue".to_owned(),
+        "A BENCHOP problem by id".to_owned(),
+        json!({"problem": "4a", "methods": ["cos", "fft", "closed-form"], "tolerance": 1e-4, "repeats": 3}),
+    )];
+    for (i, (summary, spec)) in protocol::problem_spec::ProblemSpec::examples().into_iter().enumerate() {
+        examples.push((format!("custom-{}", i + 1), format!("Custom: {summary}"), json!({ "problem": spec })));
+    }
+    for (name, summary, value) in examples {
+        let example = ExampleBuilder::new().summary(summary).value(Some(value)).build();
+        content.examples.insert(name, RefOr::T(example));
+    }
+}
+
+/// CORS for the configured origins (none: no CORS headers, browsers allow only same-origin use).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let layer = CorsLayer::new()
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("idempotency-key"),
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let list: Vec<header::HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
 }
 
 /// The OpenAPI description of the API, as served at `/openapi.json`.
@@ -83,9 +159,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(problem))
         .routes(routes!(methods))
         .routes(routes!(create_job, list_jobs))
-        .routes(routes!(job))
+        .routes(routes!(job, cancel_job))
+        .routes(routes!(retry_task))
         .routes(routes!(job_events))
         .routes(routes!(leaderboard))
+        .routes(routes!(job_plot))
+        .routes(routes!(leaderboard_plot))
         .routes(routes!(leaderboard_matrix))
 }
 
@@ -151,6 +230,10 @@ async fn methods() -> Json<Vec<MethodView>> {
 ///
 /// Only `problem` is required; `methods` defaults to every method that applies, `tolerance` to 1e-4
 /// (range 1e-8…1e-2), `repeats` to 3 (1…20). The job is stored before the answer.
+///
+/// `problem` is a catalogue id or a custom problem `{model, instrument}` (see the examples): its reference
+/// is computed here, before the answer, by the best available solver (closed or semi-closed form, else a
+/// converged Fourier method or a Richardson-extrapolated fine grid), and the job's `reference` says which.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobRequest,
     responses(
         (status = 202, description = "Accepted; poll the `Location`", body = JobAccepted,
@@ -160,19 +243,77 @@ async fn methods() -> Json<Vec<MethodView>> {
         (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ApiError),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ApiError),
         (status = 422, description = "Invalid field or method (`invalid_field`, `unknown_method`, \
-            `method_not_applicable`, `no_applicable_method`)", body = ApiError)
+            `method_not_applicable`, `no_applicable_method`), invalid custom problem (`invalid_problem`, \
+            `details: [{field, reason}]`), or no reference for it in time (`reference_unavailable`)", body = ApiError)
     ))]
 async fn create_job(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
+    let key = idempotency_key(&headers)?;
     let Json(request) = body.map_err(json_rejection)?;
-    let accepted = jobs::submit(&state, request).await?;
+    let (accepted, created) = jobs::submit_once(&state, request, key).await?;
     let location = accepted.links.self_.clone();
+    // A replayed request (same Idempotency-Key and body) gets the original job with 200.
+    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, [(header::LOCATION, location)], Json(accepted)).into_response())
+}
+
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+
+fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = |reason: &str| AppError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_idempotency_key",
+        message: format!("Idempotency-Key {reason}"),
+        details: json!({ "max_bytes": MAX_IDEMPOTENCY_KEY_BYTES }),
+    };
+    let key = value.to_str().map_err(|_| bad("must be visible ASCII"))?.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(bad("must be 1 to 200 characters"));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Cancel a job: tasks without a result are revoked (running ones are stopped by their workers) and
+/// recorded as `cancelled`; results that arrive later are ignored. Cancelling twice is harmless.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id (UUID)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Cancelled; the job as it is now", body = JobView),
+        (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
+        (status = 401, description = "Tokens are configured and none was given (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError),
+        (status = 409, description = "The job already completed (`job_finished`)", body = ApiError)
+    ))]
+async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let view = jobs::cancel(&state, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// Run a failed or dead-lettered task again (same task id; its job re-opens until the result arrives).
+#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "Task id (UUID)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Re-queued", body = Object,
+            example = json!({"task_id": "8d0c4f7e-3f5a-4c8e-9a59-0c5f0e0b7a11", "job_id": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", "status": "queued"})),
+        (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
+        (status = 401, description = "Tokens are configured and none was given (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such task (`task_not_found`)", body = ApiError),
+        (status = 409, description = "The task has not failed (`task_not_failed`) or its job was cancelled (`job_cancelled`)", body = ApiError)
+    ))]
+async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let task = jobs::retry(&state, id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(accepted),
+        Json(json!({ "task_id": task.task_id, "job_id": task.job_id, "status": "queued" })),
     )
         .into_response())
 }
@@ -231,7 +372,7 @@ async fn job(
             code: "job_not_found",
             what: format!("job {id}"),
         })?;
-        if view.status == JobStatus::Completed || tokio::time::Instant::now() >= deadline {
+        if view.status.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
         }
         // Wake on this job's next result, or at the deadline.
@@ -283,7 +424,7 @@ async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Re
         what: format!("job {id}"),
     })?;
     let event = |view: &JobView| -> Event {
-        if view.status == JobStatus::Completed {
+        if view.status.is_final() {
             Event::default()
                 .event("completed")
                 .json_data(view)
@@ -320,7 +461,7 @@ async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Re
                     }
                 },
             };
-            let finished = view.status == JobStatus::Completed;
+            let finished = view.status.is_final();
             Some((
                 Ok::<_, std::convert::Infallible>(event(&view)),
                 (state, updates, None, finished),
@@ -404,42 +545,182 @@ async fn leaderboard_matrix(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     limit: Option<usize>,
+    cursor: Option<String>,
+    status: Option<JobStatus>,
+    problem: Option<String>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
 }
 
-/// Recent jobs, newest first.
+/// Jobs, newest first, filtered by status, problem and creation time, paged by cursor: pass the answer's
+/// `next_cursor` as `cursor` for the next page (absent on the last page).
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
-    params(("limit" = Option<usize>, Query, description = "How many (1…500, default 50)")),
+    params(
+        ("limit" = Option<usize>, Query, description = "Page size (1…500, default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<JobStatus>, Query, description = "Only jobs in this status"),
+        ("problem" = Option<String>, Query, description = "Only jobs on this problem id"),
+        ("since_ms" = Option<u64>, Query, description = "Created at or after (Unix ms)"),
+        ("until_ms" = Option<u64>, Query, description = "Created before (Unix ms)")
+    ),
     responses(
-        (status = 200, description = "`{items: [{id, problem, status, progress, created_ms}]}`", body = Object),
-        (status = 400, description = "Bad query (`invalid_query`)", body = ApiError)
+        (status = 200, description = "`{items: [{id, problem, status, progress, created_ms, finished_ms}], next_cursor}`", body = Object,
+            example = json!({"items": [{"id": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", "problem": "1aI", "status": "completed",
+                "progress": {"total": 9, "done": 9}, "created_ms": 1_700_000_000_000_u64, "finished_ms": 1_700_000_001_100_u64}], "next_cursor": "41"})),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`)", body = ApiError)
     ))]
 async fn list_jobs(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let Query(q) = query.map_err(|e| AppError::BadRequest {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_query",
-        message: e.body_text(),
-        details: serde_json::Value::Null,
-    })?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = state.store.recent_jobs(limit).await?;
+    let Query(q) = query.map_err(query_rejection)?;
+    let before_seq = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| AppError::BadRequest {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_cursor",
+            message: format!("`{c}` is not a cursor from a previous page"),
+            details: serde_json::Value::Null,
+        })?),
+    };
+    let filter = crate::store::JobFilter {
+        status: q.status,
+        problem: q.problem,
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+        before_seq,
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let (jobs, next) = state.store.list_jobs(filter).await?;
     let items: Vec<_> = jobs
         .iter()
         .map(|j| {
+            let status = if j.cancelled_ms.is_some() {
+                JobStatus::Cancelled
+            } else if j.finished_ms.is_some() {
+                JobStatus::Completed
+            } else if j.n_done == 0 {
+                JobStatus::Queued
+            } else {
+                JobStatus::Running
+            };
             json!({
                 "id": j.id,
                 "problem": j.problem,
-                "status": if j.finished_ms.is_some() { "completed" } else if j.n_done == 0 { "queued" } else { "running" },
+                "status": status,
                 "progress": { "total": j.n_tasks, "done": j.n_done },
                 "created_ms": j.created_ms,
+                "finished_ms": j.finished_ms,
             })
         })
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": items, "next_cursor": next.map(|n| n.to_string()) })))
+}
+
+/// Which chart a plot endpoint draws.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+enum PlotKind {
+    /// Relative error against time, log-log, one series per method, the tolerance as a dashed line.
+    #[default]
+    WorkPrecision,
+    /// Time to the tolerance per method, log scale.
+    Bars,
+}
+
+#[derive(Debug, Deserialize)]
+struct PlotQuery {
+    kind: Option<PlotKind>,
+    tolerance: Option<f64>,
+}
+
+fn svg(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], body).into_response()
+}
+
+/// A job as an SVG chart: the work-precision diagram (every level of every method for a ladder job, one
+/// point per method otherwise) or, with `kind=bars`, the time to the tolerance per method.
+#[utoipa::path(get, path = "/v1/jobs/{id}/plot.svg", tag = "jobs",
+    params(
+        ("id" = String, Path, description = "Job id (UUID)"),
+        ("kind" = Option<PlotKind>, Query, description = "`work-precision` (default) or `bars`")
+    ),
+    responses(
+        (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "Not a UUID (`invalid_id`) or bad query (`invalid_query`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
+    ))]
+async fn job_plot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<PlotQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let Query(q) = query.map_err(query_rejection)?;
+    let view = jobs::view(&state, id).await?.ok_or(AppError::NotFound {
+        code: "job_not_found",
+        what: format!("job {id}"),
+    })?;
+    let status = view.status.as_str();
+    Ok(svg(match q.kind.unwrap_or_default() {
+        PlotKind::WorkPrecision => crate::plot::work_precision(
+            &format!("{}: relative error against time ({status})", view.problem),
+            view.tolerance,
+            &crate::plot::job_series(&view),
+        ),
+        PlotKind::Bars => crate::plot::bars(
+            &format!("{}: time to relerr {:e} ({status})", view.problem, view.tolerance),
+            &crate::plot::job_bars(&view),
+        ),
+    }))
+}
+
+/// A problem's leaderboard as an SVG chart: every recorded run of every method as a work-precision
+/// diagram or, with `kind=bars`, each method's best time to the tolerance.
+#[utoipa::path(get, path = "/v1/rankings/{problem}/plot.svg", tag = "rankings",
+    params(
+        ("problem" = String, Path, description = "Problem id", example = "1bI"),
+        ("kind" = Option<PlotKind>, Query, description = "`work-precision` (default) or `bars`"),
+        ("tolerance" = Option<f64>, Query, description = "Tolerance of the runs (default 1e-4)")
+    ),
+    responses(
+        (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "Bad query (`invalid_query`)", body = ApiError),
+        (status = 404, description = "No such problem (`unknown_problem`)", body = ApiError)
+    ))]
+async fn leaderboard_plot(
+    State(state): State<AppState>,
+    Path(problem): Path<String>,
+    query: Result<Query<PlotQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(query_rejection)?;
+    let case = catalogue::case(&problem).ok_or(AppError::NotFound {
+        code: "unknown_problem",
+        what: format!("problem `{problem}`"),
+    })?;
+    let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
+    let results = state
+        .store
+        .results_for_problem(case.id.to_owned(), tolerance)
+        .await?;
+    Ok(svg(match q.kind.unwrap_or_default() {
+        PlotKind::WorkPrecision => crate::plot::work_precision(
+            &format!("{}: every recorded run, relative error against time", case.id),
+            tolerance,
+            &crate::plot::results_series(&results),
+        ),
+        PlotKind::Bars => crate::plot::bars(
+            &format!("{}: best time to relerr {tolerance:e}", case.id),
+            &crate::plot::leaderboard_bars(&Leaderboard {
+                problem: case.id.to_owned(),
+                tolerance,
+                entries: crate::ranking::leaderboard(&results),
+            }),
+        ),
+    }))
 }
 
 #[cfg(test)]
@@ -463,8 +744,11 @@ mod tests {
             "/v1/jobs",
             "/v1/jobs/{id}",
             "/v1/jobs/{id}/events",
+            "/v1/tasks/{id}/retry",
             "/v1/rankings",
             "/v1/rankings/{problem}",
+            "/v1/jobs/{id}/plot.svg",
+            "/v1/rankings/{problem}/plot.svg",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing from the spec");
         }

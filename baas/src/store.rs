@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
+use protocol::api::JobStatus;
 use protocol::{Outcome, TaskMessage, TaskResult};
 
 /// Store errors.
@@ -48,6 +49,8 @@ pub struct JobRecord {
     pub n_tasks: u32,
     /// Tasks with a result.
     pub n_done: u32,
+    /// When the job was cancelled, Unix ms.
+    pub cancelled_ms: Option<u64>,
 }
 
 /// A task as stored, with its recorded result.
@@ -61,6 +64,10 @@ pub struct TaskRecord {
     pub result: Option<TaskResult>,
     /// How many result messages arrived (duplicates included).
     pub result_deliveries: u32,
+    /// Runs requested: 1, plus one per retry.
+    pub attempts: u32,
+    /// The ladder level the task prices (work-precision jobs); `None` when the worker tunes.
+    pub level: Option<u32>,
 }
 
 /// What recording a result did.
@@ -75,6 +82,47 @@ pub enum Recorded {
     Duplicate,
     /// No such task (another deployment's result, or a deleted job).
     UnknownTask,
+}
+
+/// What inserting a job with an idempotency key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored.
+    New,
+    /// The key was used before by the same request: that job.
+    Existing(Uuid),
+    /// The key was used before by another request.
+    Conflict(Uuid),
+}
+
+/// What retrying a task did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Retry {
+    /// Back to pending; publish this.
+    Requeued(TaskMessage),
+    /// No such task.
+    UnknownTask,
+    /// Only failed tasks are retried; this one is in the given state.
+    NotFailed(&'static str),
+    /// Its job was cancelled.
+    JobCancelled,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only this problem.
+    pub problem: Option<String>,
+    /// Created at or after, Unix ms.
+    pub since_ms: Option<u64>,
+    /// Created before, Unix ms.
+    pub until_ms: Option<u64>,
+    /// Cursor: only jobs older than this sequence number.
+    pub before_seq: Option<i64>,
+    /// Page size.
+    pub limit: usize,
 }
 
 /// The SQLite job store. Cheap to clone.
@@ -96,7 +144,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms  INTEGER NOT NULL,
     finished_ms INTEGER,
     n_tasks     INTEGER NOT NULL,
-    n_done      INTEGER NOT NULL DEFAULT 0
+    n_done      INTEGER NOT NULL DEFAULT 0,
+    cancelled_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_seq ON jobs(seq);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -108,10 +157,17 @@ CREATE TABLE IF NOT EXISTS tasks (
     created_ms        INTEGER NOT NULL,
     published         INTEGER NOT NULL DEFAULT 0,
     result            TEXT,
-    result_deliveries INTEGER NOT NULL DEFAULT 0
+    result_deliveries INTEGER NOT NULL DEFAULT 0,
+    attempts          INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job_id, pos);
 CREATE INDEX IF NOT EXISTS tasks_unpublished ON tasks(published) WHERE published = 0;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key        TEXT PRIMARY KEY,
+    request    TEXT NOT NULL,
+    job_id     TEXT NOT NULL REFERENCES jobs(id),
+    created_ms INTEGER NOT NULL
+);
 ";
 
 impl Store {
@@ -122,6 +178,7 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -142,8 +199,38 @@ impl Store {
 
     /// Persist a job and its tasks in one transaction (before the job is acknowledged to the client).
     pub async fn insert_job(&self, job: JobRecord, tasks: Vec<TaskMessage>) -> Result<(), StoreError> {
+        // Without a key there is nothing to collide with: the outcome is always `New`.
+        self.insert_job_once(job, tasks, None).await.map(|_| ())
+    }
+
+    /// Persist a job and its tasks in one transaction. With an idempotency key `(key, request)`, a key
+    /// seen before returns the job it created (same request) or a conflict (another request), and
+    /// nothing is inserted.
+    pub async fn insert_job_once(
+        &self,
+        job: JobRecord,
+        tasks: Vec<TaskMessage>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<Inserted, StoreError> {
         self.call(move |c| {
             let tx = c.transaction()?;
+            if let Some((key, request)) = &idempotency {
+                let seen: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT job_id, request FROM idempotency WHERE key = ?1",
+                        [key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((job_id, seen_request)) = seen {
+                    let job_id: Uuid = job_id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?;
+                    return Ok(if &seen_request == request {
+                        Inserted::Existing(job_id)
+                    } else {
+                        Inserted::Conflict(job_id)
+                    });
+                }
+            }
             let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| r.get(0))?;
             tx.execute(
                 "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
@@ -164,8 +251,111 @@ impl Store {
                     ])?;
                 }
             }
+            if let Some((key, request)) = &idempotency {
+                tx.execute(
+                    "INSERT INTO idempotency (key, request, job_id, created_ms) VALUES (?1,?2,?3,?4)",
+                    params![key, request, job.id.to_string(), job.created_ms as i64],
+                )?;
+            }
             tx.commit()?;
-            Ok(())
+            Ok(Inserted::New)
+        })
+        .await
+    }
+
+    /// Cancel a job: every task without a result gets a `cancelled` failure, and the job finishes now.
+    /// Returns the job as it was before (so callers can tell "already finished") and the revoked tasks.
+    pub async fn cancel_job(
+        &self,
+        id: Uuid,
+        now_ms: u64,
+    ) -> Result<Option<(JobRecord, Vec<TaskMessage>)>, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let Some(job) = tx
+                .query_row(
+                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                    [id.to_string()],
+                    job_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            if job.finished_ms.is_some() {
+                return Ok(Some((job, Vec::new())));
+            }
+            let pending: Vec<TaskMessage> = {
+                let mut stmt = tx.prepare("SELECT message FROM tasks WHERE job_id = ?1 AND result IS NULL")?;
+                let rows = stmt.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(serde_json::from_str(&row?)?);
+                }
+                out
+            };
+            {
+                let mut stmt = tx.prepare("UPDATE tasks SET result = ?2 WHERE id = ?1 AND result IS NULL")?;
+                for t in &pending {
+                    let result = TaskResult {
+                        schema_version: protocol::SCHEMA_VERSION,
+                        task_id: t.task_id,
+                        job_id: t.job_id,
+                        method: t.method.clone(),
+                        worker: String::new(),
+                        started_ms: now_ms,
+                        finished_ms: now_ms,
+                        outcome: Outcome::Failed {
+                            kind: protocol::FailureKind::Cancelled,
+                            reason: "job cancelled by request".into(),
+                        },
+                    };
+                    stmt.execute(params![t.task_id.to_string(), serde_json::to_string(&result)?])?;
+                }
+            }
+            tx.execute(
+                "UPDATE jobs SET n_done = n_tasks, finished_ms = ?2, cancelled_ms = ?2 WHERE id = ?1",
+                params![id.to_string(), now_ms as i64],
+            )?;
+            tx.commit()?;
+            Ok(Some((job, pending)))
+        })
+        .await
+    }
+
+    /// Put a failed task back to pending so it runs again; returns its message to publish.
+    pub async fn retry_task(&self, task_id: Uuid) -> Result<Retry, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let row: Option<(String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT job_id, message, result FROM tasks WHERE id = ?1",
+                    [task_id.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((job_id, message, result)) = row else { return Ok(Retry::UnknownTask) };
+            let cancelled: Option<i64> =
+                tx.query_row("SELECT cancelled_ms FROM jobs WHERE id = ?1", [&job_id], |r| r.get(0))?;
+            if cancelled.is_some() {
+                return Ok(Retry::JobCancelled);
+            }
+            let result: Option<TaskResult> = result.map(|s| serde_json::from_str(&s)).transpose()?;
+            match result {
+                None => return Ok(Retry::NotFailed("pending")),
+                Some(r) if !is_failure(&r) => return Ok(Retry::NotFailed("succeeded")),
+                Some(_) => {}
+            }
+            tx.execute(
+                "UPDATE tasks SET result = NULL, published = 0, attempts = attempts + 1 WHERE id = ?1",
+                [task_id.to_string()],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET n_done = n_done - 1, finished_ms = NULL WHERE id = ?1",
+                [&job_id],
+            )?;
+            tx.commit()?;
+            Ok(Retry::Requeued(serde_json::from_str(&message)?))
         })
         .await
     }
@@ -182,6 +372,17 @@ impl Store {
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    /// The stored message of a task.
+    pub async fn task_message(&self, id: Uuid) -> Result<Option<TaskMessage>, StoreError> {
+        self.call(move |c| {
+            let message: Option<String> = c
+                .query_row("SELECT message FROM tasks WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                .optional()?;
+            Ok(message.map(|m| serde_json::from_str(&m)).transpose()?)
         })
         .await
     }
@@ -250,7 +451,8 @@ impl Store {
                 return Ok(None);
             };
             let mut stmt = c.prepare(
-                "SELECT id, method, result, result_deliveries FROM tasks WHERE job_id = ?1 ORDER BY pos",
+                "SELECT id, method, result, result_deliveries, attempts, json_extract(message, '$.level')
+                 FROM tasks WHERE job_id = ?1 ORDER BY pos",
             )?;
             let rows = stmt.query_map([id.to_string()], |r| {
                 Ok((
@@ -258,16 +460,20 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, Option<u32>>(5)?,
                 ))
             })?;
             let mut tasks = Vec::new();
             for row in rows {
-                let (tid, method, result, deliveries) = row?;
+                let (tid, method, result, deliveries, attempts, level) = row?;
                 tasks.push(TaskRecord {
                     id: tid.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
                     method,
                     result: result.map(|s| serde_json::from_str(&s)).transpose()?,
                     result_deliveries: deliveries,
+                    attempts,
+                    level,
                 });
             }
             Ok(Some((job, tasks)))
@@ -275,14 +481,48 @@ impl Store {
         .await
     }
 
-    /// The most recent jobs, newest first, optionally only those created before job sequence `before`.
-    pub async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+    /// Jobs matching `filter`, newest first, with the cursor of the next page.
+    pub async fn list_jobs(&self, filter: JobFilter) -> Result<(Vec<JobRecord>, Option<i64>), StoreError> {
         self.call(move |c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?1"
-            ))?;
-            let rows = stmt.query_map([limit as i64], job_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut sql = format!("SELECT {JOB_COLUMNS}, seq FROM jobs WHERE 1=1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(before) = filter.before_seq {
+                sql.push_str(" AND seq < ?");
+                args.push(before.into());
+            }
+            if let Some(problem) = filter.problem {
+                sql.push_str(" AND problem = ?");
+                args.push(problem.into());
+            }
+            if let Some(since) = filter.since_ms {
+                sql.push_str(" AND created_ms >= ?");
+                args.push((since as i64).into());
+            }
+            if let Some(until) = filter.until_ms {
+                sql.push_str(" AND created_ms < ?");
+                args.push((until as i64).into());
+            }
+            match filter.status {
+                None => {}
+                Some(JobStatus::Queued) => sql.push_str(" AND finished_ms IS NULL AND n_done = 0"),
+                Some(JobStatus::Running) => sql.push_str(" AND finished_ms IS NULL AND n_done > 0"),
+                Some(JobStatus::Completed) => {
+                    sql.push_str(" AND finished_ms IS NOT NULL AND cancelled_ms IS NULL")
+                }
+                Some(JobStatus::Cancelled) => sql.push_str(" AND cancelled_ms IS NOT NULL"),
+            }
+            sql.push_str(" ORDER BY seq DESC LIMIT ?");
+            args.push(((filter.limit + 1) as i64).into());
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| Ok((job_row(r)?, r.get::<_, i64>(9)?)))?;
+            let mut jobs = rows.collect::<Result<Vec<_>, _>>()?;
+            let next = if jobs.len() > filter.limit {
+                jobs.truncate(filter.limit);
+                jobs.last().map(|(_, seq)| *seq)
+            } else {
+                None
+            };
+            Ok((jobs.into_iter().map(|(j, _)| j).collect(), next))
         })
         .await
     }
@@ -316,7 +556,26 @@ impl Store {
     }
 }
 
-const JOB_COLUMNS: &str = "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done";
+/// Columns added after the first release, for stores created by it.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    for (table, column, decl) in [
+        ("jobs", "cancelled_ms", "INTEGER"),
+        ("tasks", "attempts", "INTEGER NOT NULL DEFAULT 1"),
+    ] {
+        let present: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if present == 0 {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
+const JOB_COLUMNS: &str =
+    "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let id: String = r.get(0)?;
@@ -329,6 +588,7 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         finished_ms: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
         n_tasks: r.get(6)?,
         n_done: r.get(7)?,
+        cancelled_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
     })
 }
 
@@ -386,6 +646,7 @@ mod tests {
             finished_ms: None,
             n_tasks: 2,
             n_done: 0,
+            cancelled_ms: None,
         };
         store.insert_job(job, tasks.clone()).await.unwrap();
         assert_eq!(store.unpublished_tasks(11, 10).await.unwrap().len(), 2);

@@ -54,6 +54,8 @@ pub enum LocalVolSurface {
     /// 3aII: Dupire local volatility of the SVI total implied variance surface. The surface is anchored
     /// at the evaluation spot S₀ (x = log(S/(S₀e^{rt}))), so each S₀ is its own pricing problem.
     SviBenchop3aII,
+    /// A user's formula σ(S, t) (see [`crate::formula`]); values outside (0, 5] are clamped into it.
+    Formula(crate::formula::Formula),
 }
 
 /// Local volatility model dS = r S dt + σ(S,t) S dW (Dupire 1994).
@@ -190,6 +192,16 @@ impl LocalVol {
                 0.15 + 0.15 * (0.5 + 2.0 * t) * (x - 1.2).powi(2) / (x * x + 1.44)
             }
             LocalVolSurface::SviBenchop3aII => svi_local_vol(self.r, s0, s, t),
+            // Validation samples the formula over the pricing domain; between samples a kernel must still
+            // get a usable volatility.
+            LocalVolSurface::Formula(f) => {
+                let v = f.eval(s, t);
+                if v.is_nan() {
+                    MIN_FORMULA_VOL
+                } else {
+                    v.clamp(MIN_FORMULA_VOL, MAX_FORMULA_VOL)
+                }
+            }
         }
     }
 
@@ -198,6 +210,11 @@ impl LocalVol {
         matches!(self.surface, LocalVolSurface::SviBenchop3aII)
     }
 }
+
+/// Smallest volatility a formula surface yields (smaller values are clamped up to it).
+pub const MIN_FORMULA_VOL: f64 = 1e-4;
+/// Largest volatility a formula surface yields.
+pub const MAX_FORMULA_VOL: f64 = 5.0;
 
 /// The 3aII SVI formula v(T, x) and its derivatives ∂v/∂T, ∂v/∂x, ∂²v/∂x².
 ///

@@ -495,3 +495,133 @@ fn qmc_reaches_the_tolerance_on_the_smooth_european_cases() {
         );
     }
 }
+
+fn sabr_problem(m: benchop::model::Sabr, kind: OptionKind, t: f64, spot: f64, strikes: &[f64]) -> Problem {
+    Problem::new(
+        Model::Sabr(m),
+        Instrument::Vanilla(VanillaOption::european(kind, strikes[0], t)),
+        Quantity::Price,
+        Points::Strikes {
+            spot,
+            strikes: strikes.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn sabr_adi_with_vanishing_vol_of_vol_is_the_absorbed_cev_closed_form() {
+    use benchop::model::Sabr;
+    // ν → 0 freezes α: SABR is then the CEV model, whatever ρ, and conditional Monte Carlo with ρ = 0 has
+    // no randomness left — it returns the closed-form absorbed CEV price. The ADI solver (with ρ ≠ 0,
+    // which exercises the mixed derivative) must reach it, for a call and a put and several β.
+    for (beta, kind) in [
+        (0.5, OptionKind::Call),
+        (0.7, OptionKind::Put),
+        (0.3, OptionKind::Call),
+    ] {
+        let sabr = |rho| Sabr {
+            r: 0.02,
+            alpha: 0.3 * 0.8f64.powf(1.0 - beta),
+            beta,
+            rho,
+            nu: 1e-6,
+        };
+        let strikes = [0.7, 0.8, 0.95];
+        let cev = sabr_problem(sabr(0.0), kind, 1.5, 0.8, &strikes);
+        let closed = values(MethodId::Mc, &cev, 0);
+        let se = MethodId::Mc
+            .price(&cev, 0, &Cancel::new())
+            .unwrap()
+            .unwrap()
+            .std_errors
+            .unwrap();
+        assert!(
+            se.iter().zip(&closed).all(|(s, v)| *s < 1e-7 * v),
+            "β {beta}: {se:?}"
+        );
+        let p = sabr_problem(sabr(-0.5), kind, 1.5, 0.8, &strikes);
+        let t = benchop::tune::tune(MethodId::FdNu, &p, &closed, 1e-4, &Cancel::new()).unwrap();
+        assert!(
+            t.reached,
+            "β {beta} {kind:?}: fd-nu relerr {:.2e} at `{}`\n  fd  {:?}\n  cev {closed:?}",
+            t.relerr, t.estimate.setting, t.estimate.values
+        );
+    }
+}
+
+#[test]
+fn sabr_adi_matches_conditional_qmc_off_the_catalogue() {
+    use benchop::model::Sabr;
+    // ρ = 0, β = 0.6, a put: two independent methods (2-D PDE; QMC over volatility paths with the
+    // closed-form conditional CEV price) agree within the QMC error plus the 1e-4 target.
+    let m = Sabr {
+        r: 0.01,
+        alpha: 0.25,
+        beta: 0.6,
+        rho: 0.0,
+        nu: 0.5,
+    };
+    let p = sabr_problem(m, OptionKind::Put, 1.0, 1.0, &[0.85, 1.0, 1.2]);
+    let q = MethodId::Qmc.price(&p, 3, &Cancel::new()).unwrap().unwrap();
+    let se = q.std_errors.unwrap();
+    let t = benchop::tune::tune(MethodId::FdNu, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
+    for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
+        assert!(
+            (f - v).abs() <= 4.0 * s + 1e-4 * v,
+            "fd-nu {:?} vs qmc {:?} ± {se:?} (`{}`)",
+            t.estimate.values,
+            q.values,
+            t.estimate.setting
+        );
+    }
+}
+
+#[test]
+fn rbf_fd_reaches_the_tolerance_off_the_catalogue() {
+    // European put and a down-and-out call against their closed forms; an American put against the
+    // finest Richardson-extrapolated fd-nu level (a different discretisation of the same problem).
+    let tune = |p: &Problem, reference: &[f64]| {
+        let t = benchop::tune::tune(MethodId::RbfFd, p, reference, 1e-4, &Cancel::new()).unwrap();
+        assert!(
+            t.reached,
+            "rbf-fd: relerr {:.2e} at `{}`\n  {:?}\n  {reference:?}",
+            t.relerr, t.estimate.setting, t.estimate.values
+        );
+    };
+    let spots = [70.0, 85.0, 100.0, 120.0];
+    let put = bs_problem(
+        VanillaOption::european(OptionKind::Put, 90.0, 0.6),
+        0.04,
+        0.35,
+        &spots,
+        Quantity::Price,
+    );
+    tune(&put, &reference(&put));
+    let dao = bs_problem(
+        VanillaOption {
+            barrier: Some(Barrier::DownAndOut(75.0)),
+            ..VanillaOption::european(OptionKind::Call, 95.0, 0.8)
+        },
+        0.02,
+        0.25,
+        &[80.0, 95.0, 110.0],
+        Quantity::Price,
+    );
+    tune(&dao, &reference(&dao));
+    let american = bs_problem(
+        VanillaOption {
+            exercise: Exercise::American,
+            ..VanillaOption::european(OptionKind::Put, 105.0, 1.5)
+        },
+        0.06,
+        0.3,
+        &[80.0, 100.0, 125.0],
+        Quantity::Price,
+    );
+    let mut level = 0;
+    while fd::level_config(&american, fd::Grid::NonUniform, level + 1).is_some() {
+        level += 1;
+    }
+    tune(&american, &values(MethodId::FdNu, &american, level));
+}

@@ -1,7 +1,9 @@
-//! `benchop`: rank the methods for a BENCHOP problem on this machine, or serve the whole stack in one
-//! process. The distributed services are the `baas`, `worker` and `monitor` binaries.
+//! `benchop`: rank the methods for a BENCHOP problem on this machine, serve the whole stack in one
+//! process, or drive a running server (submit, status, watch, cancel, leaderboard, plot). The distributed
+//! services are the `baas`, `worker` and `monitor` binaries.
 
 mod bench;
+mod client;
 mod standalone;
 mod table;
 
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use benchop::{MethodId, catalogue};
@@ -103,6 +105,84 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Submit a job to a server; with --wait, follow it and print the ranking.
+    Submit {
+        #[command(flatten)]
+        job: client::SubmitArgs,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job: status, progress and ranking.
+    Status {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a job to its end with a progress bar (server-sent events, polling as a fallback).
+    Watch {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job: its tasks without a result are revoked.
+    Cancel {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A problem's leaderboard across every completed job on the server.
+    Leaderboard {
+        /// Problem id.
+        problem: String,
+        /// Tolerance of the runs (default 1e-4).
+        #[arg(long)]
+        tolerance: Option<f64>,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a job's (or with --problem a leaderboard's) chart as SVG.
+    Plot {
+        /// Job id.
+        #[arg(required_unless_present = "problem", conflicts_with = "problem")]
+        id: Option<String>,
+        /// Plot this problem's leaderboard instead of a job.
+        #[arg(long)]
+        problem: Option<String>,
+        /// Chart kind.
+        #[arg(long, value_enum, default_value = "work-precision")]
+        kind: client::PlotKind,
+        /// Output file (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print a JSON note about the written file.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,10 +202,16 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("benchop: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<client::ClientError>() {
+            Some(client_error) => {
+                eprintln!("benchop: {client_error}");
+                ExitCode::from(client_error.exit_code())
+            }
+            None => {
+                eprintln!("benchop: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -139,12 +225,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             workers,
             json,
         } => {
-            let request = JobRequest {
-                problem,
-                methods,
-                tolerance: Some(tolerance),
-                repeats: Some(repeats),
-            };
+            let mut request = JobRequest::for_problem(&problem);
+            request.methods = methods;
+            request.tolerance = Some(tolerance);
+            request.repeats = Some(repeats);
             // Validate before starting anything, so a typo is a one-line error.
             let valid = request.validate()?;
             let token = CancellationToken::new();
@@ -158,8 +242,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 eprintln!(
                     "ranking {} method(s) on {} ({}) to relerr {:.0e}, {} timed run(s) each…",
                     valid.methods.len(),
-                    valid.case.id,
-                    valid.case.title,
+                    valid.problem.id(),
+                    valid.problem.title(),
                     valid.tolerance,
                     valid.repeats
                 );
@@ -264,6 +348,34 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        Command::Submit { job, remote, json } => client::submit(&remote, job, json).await?,
+        Command::Status { id, remote, json } => client::status(&remote, &id, json).await?,
+        Command::Watch { id, remote, json } => client::watch(&remote, &id, json).await?,
+        Command::Cancel { id, remote, json } => client::cancel(&remote, &id, json).await?,
+        Command::Leaderboard {
+            problem,
+            tolerance,
+            remote,
+            json,
+        } => client::leaderboard(&remote, &problem, tolerance, json).await?,
+        Command::Plot {
+            id,
+            problem,
+            kind,
+            output,
+            remote,
+            json,
+        } => {
+            let target = match (id, problem) {
+                (Some(id), _) => client::PlotTarget::Job(id),
+                (None, Some(p)) => client::PlotTarget::Problem(p),
+                (None, None) => anyhow::bail!("give a job id or --problem"),
+            };
+            client::plot(&remote, target, kind, output, json).await?
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "benchop", &mut std::io::stdout());
         }
     }
     Ok(())

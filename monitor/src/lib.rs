@@ -1,35 +1,46 @@
-//! # monitor: a live view of benchop's workers and tasks
+//! # monitor: a live dashboard of benchop's workers, tasks, jobs and queues
 //!
 //! Consumes lifecycle events from the `benchop.events` topic exchange (its own auto-delete queue bound
-//! to `#`), folds them into bounded in-memory state, and serves it as JSON (`/api/state`) and a small
-//! page (`/`). This is the first cut: the full Flower-like dashboard (history store, queue depths, charts,
-//! controls, auth, Prometheus) is tracked as its own issue and builds on this state machine.
+//! to `#`), folds them into compact bounded memory ([`state`]), records them in SQLite ([`store`]) so
+//! history survives a restart, reads queue depths from the broker ([`broker`]), and serves pages, a JSON
+//! API (OpenAPI at `/openapi.json`), a live stream (SSE) and Prometheus `/metrics` ([`api`]). Controls
+//! (revoke, terminate, shut down, concurrency) are published on the control exchange; retry and cancel
+//! go through baas.
 //!
 //! ## Layout
-//! - [`MonitorState`]: the event fold; tolerant of lost and out-of-order events.
-//! - [`app`]: the HTTP router; [`run`]: the AMQP consumer plus the server.
+//! - [`state`]: the event fold; tolerant of lost and out-of-order events.
+//! - [`store`]: the SQLite history, written by its own thread.
+//! - [`broker`]: queue statistics (management API, or AMQP) and dead letters.
+//! - [`metrics`]: Prometheus.
+//! - [`api`]: the HTTP router, auth, URL prefix, SSE, controls.
+//! - [`bench`]: `monitor bench`, the fold + store throughput and memory benchmark.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+pub mod api;
+pub mod bench;
+pub mod broker;
+pub mod metrics;
+pub mod state;
+pub mod store;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::response::Html;
-use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use protocol::topology::EVENTS_EXCHANGE;
 use protocol::{Event, EventKind, amqp};
 
-/// Monitor configuration.
+pub use api::app;
+pub use state::{Fold, HEARTBEAT_TIMEOUT_MS, TaskStatus, WorkerView};
+
+/// Monitor configuration (flags and environment).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address of the dashboard.
@@ -42,182 +53,123 @@ pub struct Config {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
-    /// Tasks remembered (oldest forgotten first).
+    /// RabbitMQ management API base URL (default `http://<AMQP host>:15672` with the AMQP credentials;
+    /// `off` to read queues over AMQP only).
+    #[arg(long, env = "RABBITMQ_MANAGEMENT_URL")]
+    pub management_url: Option<String>,
+    /// Tasks kept in memory (oldest forgotten first; older ones stay in the history store).
     #[arg(long, env = "MONITOR_MAX_TASKS", default_value_t = 10_000)]
     pub max_tasks: usize,
+    /// SQLite file for the history (created if missing). Without it history lives in memory and is lost
+    /// on restart.
+    #[arg(long, env = "MONITOR_DB")]
+    pub db: Option<PathBuf>,
+    /// Tasks kept in the history store (oldest pruned first; events: four times as many).
+    #[arg(long, env = "MONITOR_HISTORY_ROWS", default_value_t = 1_000_000)]
+    pub history_rows: u64,
+    /// baas base URL, for retry, cancel and task results.
+    #[arg(long, env = "BAAS_URL", default_value = "http://127.0.0.1:8080")]
+    pub baas_url: String,
+    /// Bearer token sent to baas.
+    #[arg(long, env = "BAAS_TOKEN", hide_env_values = true)]
+    pub baas_token: Option<String>,
+    /// Require HTTP basic auth, `user:password`, on every page and API call.
+    #[arg(long, env = "MONITOR_BASIC_AUTH", hide_env_values = true)]
+    pub basic_auth: Option<String>,
+    /// Require this bearer token (header, or `?access_token=` for the browser) on every page and API call.
+    #[arg(long, env = "MONITOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Serve under this path prefix (behind a reverse proxy), e.g. `/monitor`.
+    #[arg(long, env = "MONITOR_URL_PREFIX", default_value = "")]
+    pub url_prefix: String,
+    /// Disable every control (revoke, retry, cancel, shutdown, concurrency).
+    #[arg(long, env = "MONITOR_READ_ONLY")]
+    pub read_only: bool,
+    /// Seconds between queue polls.
+    #[arg(long, env = "MONITOR_QUEUE_POLL_SECS", default_value_t = 5)]
+    pub queue_poll_secs: u64,
 }
 
-/// Seconds without a heartbeat after which a worker counts as offline.
-pub const HEARTBEAT_TIMEOUT_MS: u64 = 10_000;
-
-/// A worker as the monitor sees it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct WorkerView {
-    /// `online` or `offline`.
-    pub status: String,
-    /// Running tasks (last heartbeat).
-    pub active: u32,
-    /// Tasks finished (last heartbeat or counted from events).
-    pub processed: u64,
-    /// Tasks that failed.
-    pub failed: u64,
-    /// Last event time, Unix ms.
-    pub last_seen_ms: u64,
-}
-
-/// A task as the monitor sees it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct TaskState {
-    /// `received`, `started`, `succeeded` or `failed`.
-    pub state: String,
-    /// Method, when known.
-    pub method: Option<String>,
-    /// Job, when known.
-    pub job_id: Option<String>,
-    /// Worker.
-    pub worker: Option<String>,
-    /// Runtime of a finished task, ms.
-    pub runtime_ms: Option<u64>,
-    /// Failure reason.
-    pub reason: Option<String>,
-}
-
-/// The folded state, bounded by `max_tasks`.
-#[derive(Debug, Default, Serialize)]
-pub struct MonitorState {
-    /// Workers by name.
-    pub workers: BTreeMap<String, WorkerView>,
-    /// Tasks by id.
-    pub tasks: HashMap<String, TaskState>,
-    /// Events by type since start.
-    pub event_counts: BTreeMap<String, u64>,
-    #[serde(skip)]
-    order: VecDeque<String>,
-    #[serde(skip)]
-    max_tasks: usize,
-}
-
-fn rank(state: &str) -> u8 {
-    match state {
-        "received" => 1,
-        "started" => 2,
-        "succeeded" | "failed" => 3,
-        _ => 0,
+impl Config {
+    /// Defaults with every optional feature off (tests, standalone).
+    pub fn standalone(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            amqp_url: String::new(),
+            management_url: None,
+            max_tasks: 10_000,
+            db: None,
+            history_rows: 1_000_000,
+            baas_url: String::new(),
+            baas_token: None,
+            basic_auth: None,
+            token: None,
+            url_prefix: String::new(),
+            read_only: true,
+            queue_poll_secs: 5,
+        }
     }
+}
+
+/// The state behind one lock: the fold plus the handles it writes through.
+#[derive(Debug)]
+pub struct MonitorState {
+    /// The fold.
+    pub fold: Fold,
+    /// The history store, when there is one.
+    pub store: Option<Arc<store::Store>>,
+    /// Its writer.
+    pub sink: Option<store::StoreSink>,
+    /// Metrics, when registered.
+    pub metrics: Option<metrics::Metrics>,
 }
 
 impl MonitorState {
-    /// Empty state remembering at most `max_tasks` tasks.
+    /// In-memory state retaining `max_tasks` tasks, with an in-memory history store.
     pub fn new(max_tasks: usize) -> Self {
+        let store = store::Store::open(None, 1_000_000).ok().map(Arc::new);
+        Self::with_store(Fold::new(max_tasks), store.as_ref())
+    }
+
+    /// State over `store` (its writer thread is started here).
+    pub fn with_store(fold: Fold, store: Option<&Arc<store::Store>>) -> Self {
         Self {
-            max_tasks: max_tasks.max(1),
-            ..Self::default()
+            fold,
+            store: store.cloned(),
+            sink: store.map(store::Store::spawn_writer),
+            metrics: metrics::Metrics::new().ok(),
         }
     }
 
-    fn task(&mut self, id: String) -> &mut TaskState {
-        if !self.tasks.contains_key(&id) {
-            if self.order.len() >= self.max_tasks
-                && let Some(old) = self.order.pop_front()
-            {
-                self.tasks.remove(&old);
-            }
-            self.order.push_back(id.clone());
-        }
-        self.tasks.entry(id).or_default()
-    }
-
-    /// Move a task forward; a late "started" never overwrites "succeeded" (events may arrive out of order).
-    fn advance(&mut self, id: String, state: &str) -> &mut TaskState {
-        let t = self.task(id);
-        if rank(state) >= rank(&t.state) {
-            t.state = state.to_owned();
-        }
-        t
-    }
-
-    fn worker(&mut self, name: &str, ts: u64) -> &mut WorkerView {
-        let w = self.workers.entry(name.to_owned()).or_default();
-        w.status = "online".to_owned();
-        w.last_seen_ms = w.last_seen_ms.max(ts);
-        w
-    }
-
-    /// Fold one event in.
+    /// Fold one event, record it and count it.
     pub fn apply(&mut self, event: &Event) {
-        *self
-            .event_counts
-            .entry(event.kind.routing_key().to_owned())
-            .or_default() += 1;
-        let ts = event.ts_ms;
-        match &event.kind {
-            EventKind::TaskReceived {
-                task_id,
-                job_id,
-                method,
-                worker,
-            } => {
-                self.worker(worker, ts);
-                let t = self.advance(task_id.to_string(), "received");
-                t.method = Some(method.clone());
-                t.job_id = Some(job_id.to_string());
-                t.worker = Some(worker.clone());
+        let touched = self.fold.apply(event);
+        if let Some(m) = &self.metrics {
+            m.event(event.kind.routing_key());
+            if let (EventKind::TaskSucceeded { runtime_ms, .. }, state::Touched::Task(rec)) =
+                (&event.kind, touched)
+            {
+                m.runtime(self.fold.strings().name(rec.method), *runtime_ms);
             }
-            EventKind::TaskStarted { task_id, worker } => {
-                self.worker(worker, ts);
-                self.advance(task_id.to_string(), "started").worker = Some(worker.clone());
-            }
-            EventKind::TaskSucceeded {
-                task_id,
-                worker,
-                runtime_ms,
-            } => {
-                self.worker(worker, ts);
-                let t = self.advance(task_id.to_string(), "succeeded");
-                t.worker = Some(worker.clone());
-                t.runtime_ms = Some(*runtime_ms);
-            }
-            EventKind::TaskFailed {
-                task_id,
-                worker,
-                reason,
-            } => {
-                self.worker(worker, ts).failed += 1;
-                let t = self.advance(task_id.to_string(), "failed");
-                t.worker = Some(worker.clone());
-                t.reason = Some(reason.clone());
-            }
-            EventKind::WorkerOnline { worker, .. } => {
-                self.worker(worker, ts);
-            }
-            EventKind::WorkerHeartbeat {
-                worker,
-                active,
-                processed,
-            } => {
-                let w = self.worker(worker, ts);
-                w.active = *active;
-                w.processed = w.processed.max(*processed);
-            }
-            EventKind::WorkerOffline { worker } => {
-                self.worker(worker, ts).status = "offline".to_owned();
-            }
-            EventKind::JobCreated { .. } | EventKind::JobFinished { .. } => {}
         }
-    }
-
-    /// Mark workers silent for longer than [`HEARTBEAT_TIMEOUT_MS`] as offline.
-    pub fn expire(&mut self, now_ms: u64) {
-        for w in self.workers.values_mut() {
-            if now_ms.saturating_sub(w.last_seen_ms) > HEARTBEAT_TIMEOUT_MS {
-                w.status = "offline".to_owned();
-            }
+        if let Some(sink) = &self.sink {
+            sink.record(event, touched, &self.fold);
         }
     }
 }
 
-/// Shared state. A `std::sync::Mutex` on purpose: held for microseconds, never across an `.await`.
+/// The monitor's shared state. A `std::sync::Mutex` on purpose: held for microseconds, never across an
+/// `.await`.
 pub type Shared = Arc<Mutex<MonitorState>>;
+
+/// Lock the shared state (a poisoned lock is still usable: one event's fold cannot be left half-done in a
+/// way later events could not repair).
+pub fn lock(shared: &Shared) -> MutexGuard<'_, MonitorState> {
+    match shared.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
 
 /// An [`EventSink`](protocol::EventSink) that folds events straight into a monitor's state: the
 /// monitor of standalone mode, where there is no broker to carry them.
@@ -226,50 +178,57 @@ pub struct StateSink(pub Shared);
 
 impl protocol::EventSink for StateSink {
     fn emit(&self, kind: EventKind) {
-        let event = Event::now(kind);
-        match self.0.lock() {
-            Ok(mut s) => s.apply(&event),
-            Err(poisoned) => poisoned.into_inner().apply(&event),
-        }
+        lock(&self.0).apply(&Event::now(kind));
     }
-}
-
-/// The dashboard router.
-pub fn app(state: Shared) -> Router {
-    Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/api/state", get(api_state))
-        .with_state(state)
-}
-
-async fn api_state(State(state): State<Shared>) -> Json<serde_json::Value> {
-    let mut s = match state.lock() {
-        Ok(s) => s,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    s.expire(protocol::task::now_ms());
-    Json(serde_json::to_value(&*s).unwrap_or_default())
 }
 
 /// Consume events and serve the dashboard until `token` is cancelled.
 pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
-    let shared: Shared = Arc::new(Mutex::new(MonitorState::new(config.max_tasks)));
+    let store = Arc::new(match &config.db {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            store::Store::open(Some(path), config.history_rows)?
+        }
+        None => {
+            tracing::warn!("no MONITOR_DB: history is kept in memory only and lost on restart");
+            store::Store::open(None, config.history_rows)?
+        }
+    });
+    let mut fold = Fold::new(config.max_tasks);
+    let restored = {
+        let store = Arc::clone(&store);
+        let max = config.max_tasks;
+        tokio::task::spawn_blocking(move || {
+            let loaded = store.load_into(&mut fold, max);
+            (fold, loaded)
+        })
+        .await?
+    };
+    let (fold, loaded) = restored;
+    tracing::info!(tasks = loaded?, "history loaded");
+    let shared: Shared = Arc::new(Mutex::new(MonitorState::with_store(fold, Some(&store))));
+    let hub = api::Hub::new(config.clone(), Arc::clone(&shared));
+
     let consumer = tokio::spawn(consume(
         config.amqp_url.clone(),
         Arc::clone(&shared),
         token.clone(),
     ));
+    let poller = tokio::spawn(api::poll_queues(hub.clone(), token.clone()));
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "monitor listening");
-    axum::serve(listener, app(shared))
+    tracing::info!(addr = %listener.local_addr()?, prefix = %config.url_prefix, "monitor listening");
+    axum::serve(listener, api::router(hub))
         .with_graceful_shutdown(token.clone().cancelled_owned())
         .await?;
     token.cancel();
     let _ = consumer.await;
+    let _ = poller.await;
+    let sink = lock(&shared).sink.clone();
+    if let Some(sink) = sink {
+        tokio::task::spawn_blocking(move || sink.flush()).await?;
+    }
     Ok(())
 }
 
@@ -326,81 +285,8 @@ async fn consume_session(
         let Some(delivery) = next else { return Ok(()) };
         let delivery = delivery?;
         match Event::decode(&delivery.data) {
-            Ok(event) => match shared.lock() {
-                Ok(mut s) => s.apply(&event),
-                Err(poisoned) => poisoned.into_inner().apply(&event),
-            },
+            Ok(event) => lock(shared).apply(&event),
             Err(e) => tracing::debug!(error = %e, "undecodable event ignored"),
         }
-    }
-}
-
-const PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>benchop monitor</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>
-</head><body>
-<h1>benchop monitor</h1>
-<p>First cut: workers and task counts from the live event stream (refreshes every 2 s). The full dashboard is on its way.</p>
-<h2>Workers</h2><table id="workers"><thead><tr><th>worker</th><th>status</th><th>active</th><th>processed</th><th>failed</th></tr></thead><tbody></tbody></table>
-<h2>Tasks by state</h2><ul id="tasks"></ul>
-<script>
-async function refresh(){
-  const s = await (await fetch('api/state')).json();
-  const rows = Object.entries(s.workers).map(([n,w]) => `<tr><td>${n}</td><td>${w.status}</td><td>${w.active}</td><td>${w.processed}</td><td>${w.failed}</td></tr>`);
-  document.querySelector('#workers tbody').innerHTML = rows.join('');
-  const counts = {};
-  for (const t of Object.values(s.tasks)) counts[t.state] = (counts[t.state]||0)+1;
-  document.getElementById('tasks').innerHTML = Object.entries(counts).map(([k,v]) => `<li>${k}: ${v}</li>`).join('');
-}
-refresh(); setInterval(refresh, 2000);
-</script></body></html>"#;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use uuid::Uuid;
-
-    fn ev(ts_ms: u64, kind: EventKind) -> Event {
-        Event { ts_ms, kind }
-    }
-
-    #[test]
-    fn a_missed_start_still_ends_succeeded_and_late_events_do_not_regress() {
-        let mut s = MonitorState::new(10);
-        let id = Uuid::new_v4();
-        s.apply(&ev(
-            1,
-            EventKind::TaskSucceeded {
-                task_id: id,
-                worker: "w".into(),
-                runtime_ms: 5,
-            },
-        ));
-        s.apply(&ev(
-            2,
-            EventKind::TaskStarted {
-                task_id: id,
-                worker: "w".into(),
-            },
-        ));
-        assert_eq!(s.tasks[&id.to_string()].state, "succeeded");
-        assert_eq!(s.workers["w"].status, "online");
-    }
-
-    #[test]
-    fn memory_is_bounded_and_silent_workers_go_offline() {
-        let mut s = MonitorState::new(3);
-        for _ in 0..10 {
-            s.apply(&ev(
-                1,
-                EventKind::TaskStarted {
-                    task_id: Uuid::new_v4(),
-                    worker: "w".into(),
-                },
-            ));
-        }
-        assert_eq!(s.tasks.len(), 3);
-        s.expire(1 + HEARTBEAT_TIMEOUT_MS + 1);
-        assert_eq!(s.workers["w"].status, "offline");
     }
 }

@@ -1,15 +1,32 @@
-//! `monitor`: live view of benchop workers and tasks. Configuration: `monitor --help`.
+//! `monitor`: live dashboard of benchop's workers, tasks, jobs and queues. Configuration: `monitor --help`.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "benchop monitor: live workers and tasks from the event stream"
+    about = "benchop monitor: live workers, tasks, jobs and queues from the event stream, with history, \
+             charts, controls and metrics"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     config: monitor::Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Push many tasks' events through the fold and the history store; print events/s, CPU per task and
+    /// memory per retained task.
+    Bench {
+        /// Tasks to simulate (about 3 events each).
+        #[arg(long, alias = "events", default_value_t = 50_000)]
+        tasks: usize,
+        /// SQLite file to write (default: a temporary file, removed afterwards).
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -20,6 +37,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    if let Some(Command::Bench { tasks, db }) = cli.command {
+        return tokio::task::spawn_blocking(move || monitor::bench::run(tasks, db)).await?;
+    }
     let token = tokio_util::sync::CancellationToken::new();
     let shutdown = token.clone();
     tokio::spawn(async move {

@@ -238,3 +238,23 @@ impl crate::EventSink for AmqpEvents {
         let _ = self.tx.try_send(crate::Event::now(kind));
     }
 }
+
+/// Publish one [`Control`](crate::control::Control) command on the control exchange and wait for the
+/// broker's confirm when `channel` is in confirm mode. Not persistent: a command matters only to the
+/// workers connected now (each has its own auto-delete queue).
+pub async fn publish_control(channel: &Channel, control: &crate::control::Control) -> Result<(), AmqpError> {
+    let props = BasicProperties::default().with_content_type("application/json".into());
+    let confirm = channel
+        .basic_publish(
+            topology::CONTROL_EXCHANGE.into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            &control.encode(),
+            props,
+        )
+        .await?;
+    match confirm.await? {
+        Confirmation::Nack(_) => Err(AmqpError::Nacked(1)),
+        Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+    }
+}

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use benchop::{MethodId, catalogue};
+use benchop::{MethodId, Problem, catalogue};
+
+use crate::problem_spec::{FieldError, ProblemSpec, ReferenceInfo};
 
 /// Default relative-error tolerance (the benchmark's).
 pub const DEFAULT_TOLERANCE: f64 = 1e-4;
@@ -12,6 +14,10 @@ pub const DEFAULT_TOLERANCE: f64 = 1e-4;
 pub const DEFAULT_REPEATS: u32 = 3;
 /// Most timed runs a job may ask for.
 pub const MAX_REPEATS: u32 = 20;
+/// Most tasks per method of one job (`replicas`).
+pub const MAX_REPLICAS: u32 = 100_000;
+/// Most ladder levels per method a work-precision (`ladder`) job prices, from the cheapest up.
+pub const MAX_LADDER_LEVELS: u32 = 12;
 /// Default per-task time limit.
 pub const DEFAULT_TIME_LIMIT_MS: u64 = 120_000;
 
@@ -20,8 +26,8 @@ pub const DEFAULT_TIME_LIMIT_MS: u64 = 120_000;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"problem": "4a", "methods": ["cos", "fft", "closed-form"], "tolerance": 1e-4, "repeats": 3}))]
 pub struct JobRequest {
-    /// Catalogue problem id, e.g. `1aI`.
-    pub problem: String,
+    /// A catalogue problem id, e.g. `1aI`, or a custom problem `{model, instrument}`.
+    pub problem: ProblemInput,
     /// Methods to compare; default: every method that applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
@@ -31,31 +37,212 @@ pub struct JobRequest {
     /// Timed runs per method, 1..=20; default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<u32>,
+    /// Independent tasks per method, 1..=100000; default 1. Replicas give run-to-run timing statistics
+    /// (and are how parameter sweeps and load tests make large jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Work-precision sweep: one task per method and ladder level (the first 12 levels at most) instead
+    /// of one tuned task per method; the job's `work_precision` then holds relerr against time for every
+    /// level. Default false; cannot be combined with `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<bool>,
 }
 
 impl JobRequest {
     /// A request for a catalogue problem with every default.
     pub fn for_problem(problem: &str) -> Self {
         Self {
-            problem: problem.to_owned(),
+            problem: ProblemInput::Catalogue(problem.to_owned()),
             methods: None,
             tolerance: None,
             repeats: None,
+            replicas: None,
+            ladder: None,
         }
+    }
+}
+
+/// The problem of a job: a catalogue id or the job's own definition.
+///
+/// A custom problem is an object; a shape error in it is reported with its path
+/// (`problem.model: unknown field `sigmaa``).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ProblemInput {
+    /// A catalogue problem id, e.g. `1aI`.
+    #[schema(example = "1bI")]
+    Catalogue(String),
+    /// A custom problem.
+    Custom(Box<ProblemSpec>),
+}
+
+impl<'de> Deserialize<'de> for ProblemInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Untagged enums hide the inner error ("did not match any variant"): decide by the JSON type, then
+        // deserialize the spec keeping the path of the offending field.
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(id) => Ok(ProblemInput::Catalogue(id)),
+            v @ serde_json::Value::Object(_) => serde_path_to_error::deserialize(v)
+                .map(|spec| ProblemInput::Custom(Box::new(spec)))
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let at = if path == "." {
+                        "problem".to_owned()
+                    } else {
+                        format!("problem.{path}")
+                    };
+                    D::Error::custom(format!("{at}: {}", e.into_inner()))
+                }),
+            _ => Err(D::Error::custom(
+                "problem: expected a catalogue id (string) or a custom problem (object)",
+            )),
+        }
+    }
+}
+
+impl From<String> for ProblemInput {
+    fn from(id: String) -> Self {
+        ProblemInput::Catalogue(id)
+    }
+}
+
+/// The problem id jobs on a custom problem are listed under.
+pub const CUSTOM_PROBLEM_ID: &str = "custom";
+
+/// A validated job problem.
+#[derive(Debug, Clone)]
+pub enum JobProblem {
+    /// A catalogue case, with its published reference.
+    Catalogue(&'static catalogue::Case),
+    /// A custom problem; its reference is computed by baas at submission.
+    Custom {
+        /// The definition as submitted.
+        spec: Box<ProblemSpec>,
+        /// The validated problem.
+        problem: Box<Problem>,
+        /// Its reference, once [`ValidJob::compute_reference`] has run.
+        reference: Option<ReferenceInfo>,
+    },
+}
+
+impl JobProblem {
+    /// The problem id: the catalogue id, or [`CUSTOM_PROBLEM_ID`].
+    pub fn id(&self) -> &str {
+        match self {
+            JobProblem::Catalogue(c) => c.id,
+            JobProblem::Custom { .. } => CUSTOM_PROBLEM_ID,
+        }
+    }
+
+    /// A one-line description.
+    pub fn title(&self) -> String {
+        match self {
+            JobProblem::Catalogue(c) => c.title.to_owned(),
+            JobProblem::Custom { spec, .. } => spec.title(),
+        }
+    }
+
+    /// The benchop problem.
+    pub fn problem(&self) -> &Problem {
+        match self {
+            JobProblem::Catalogue(c) => &c.problem,
+            JobProblem::Custom { problem, .. } => problem,
+        }
+    }
+
+    /// The number of evaluation points.
+    pub fn points(&self) -> usize {
+        self.problem().points().len()
+    }
+
+    /// The reference errors are measured against: published, or computed (custom problems, once
+    /// [`ValidJob::compute_reference`] has run).
+    pub fn reference(&self) -> Option<ReferenceInfo> {
+        match self {
+            JobProblem::Catalogue(c) => Some(ReferenceInfo::published(c)),
+            JobProblem::Custom { reference, .. } => reference.clone(),
+        }
+    }
+
+    /// The problem as a task carries it. A custom problem carries its reference; without one (before
+    /// [`ValidJob::compute_reference`]) its reference is empty and workers refuse the task as invalid.
+    pub fn task_ref(&self) -> crate::ProblemRef {
+        match self {
+            JobProblem::Catalogue(c) => crate::ProblemRef::Catalogue(c.id.to_owned()),
+            JobProblem::Custom { spec, reference, .. } => {
+                crate::ProblemRef::Custom(Box::new(crate::CustomProblem {
+                    spec: (**spec).clone(),
+                    reference: reference.clone().unwrap_or(ReferenceInfo {
+                        solver: "none".to_owned(),
+                        setting: String::new(),
+                        error_estimate: None,
+                        values: Vec::new(),
+                    }),
+                }))
+            }
+        }
+    }
+}
+
+/// How much more accurate than the job's tolerance a computed reference must be (estimated).
+pub const REFERENCE_ACCURACY_FACTOR: f64 = 10.0;
+
+impl ValidJob {
+    /// Compute the reference of a custom problem with the best available solver ([`benchop::reference`]);
+    /// nothing to do for a catalogue problem. CPU-bound: call it from a blocking thread, with a deadline in
+    /// `cancel`. Refused when no solver answers in time, when the best answer's estimated error is not
+    /// [`REFERENCE_ACCURACY_FACTOR`] times below the tolerance, or when a reference value is too close to
+    /// zero for a relative error (`invalid_problem`, naming the point).
+    pub fn compute_reference(&mut self, cancel: &benchop::Cancel) -> Result<(), ValidationError> {
+        let tolerance = self.tolerance;
+        let JobProblem::Custom {
+            spec,
+            problem,
+            reference,
+        } = &mut self.problem
+        else {
+            return Ok(());
+        };
+        let r = benchop::reference::compute(problem, cancel).map_err(|e| match e {
+            benchop::Error::Cancelled(_) => ValidationError::ReferenceUnavailable(
+                "no reference solver answered within the time allowed; try fewer evaluation points or a \
+                 shorter maturity"
+                    .to_owned(),
+            ),
+            e => ValidationError::ReferenceUnavailable(e.to_string()),
+        })?;
+        let needed = tolerance / REFERENCE_ACCURACY_FACTOR;
+        if !(r.error_estimate <= needed) {
+            return Err(ValidationError::ReferenceUnavailable(format!(
+                "the best reference found ({}) has an estimated relative error of {:.1e}, above {needed:.0e} \
+                 (the tolerance / {REFERENCE_ACCURACY_FACTOR}); loosen the tolerance or simplify the problem",
+                r.source(),
+                r.error_estimate
+            )));
+        }
+        spec.check_reference(&r.values)
+            .map_err(ValidationError::InvalidProblem)?;
+        *reference = Some(ReferenceInfo::computed(&r));
+        Ok(())
     }
 }
 
 /// A job request that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidJob {
-    /// The catalogue case.
-    pub case: &'static catalogue::Case,
+    /// The problem.
+    pub problem: JobProblem,
     /// The methods, deduplicated, in the catalogue order.
     pub methods: Vec<MethodId>,
     /// Tolerance.
     pub tolerance: f64,
     /// Timed runs.
     pub repeats: u32,
+    /// Tasks per method.
+    pub replicas: u32,
+    /// One task per ladder level instead of one tuned task per method.
+    pub ladder: bool,
 }
 
 /// Why a job request was refused; each maps to a stable API error code.
@@ -78,6 +265,12 @@ pub enum ValidationError {
     /// No method applies to the problem (yet).
     #[error("no method applies to problem `{0}` yet")]
     NoMethod(String),
+    /// A custom problem has wrong fields.
+    #[error("invalid problem: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidProblem(Vec<FieldError>),
+    /// No reference could be computed for a custom problem in the time allowed, or not accurately enough.
+    #[error("no reference for this problem: {0}")]
+    ReferenceUnavailable(String),
     /// A field is out of range.
     #[error("invalid `{field}`: {reason}")]
     InvalidField {
@@ -97,6 +290,8 @@ impl ValidationError {
             ValidationError::MethodNotApplicable { .. } => "method_not_applicable",
             ValidationError::NoMethod(_) => "no_applicable_method",
             ValidationError::InvalidField { .. } => "invalid_field",
+            ValidationError::InvalidProblem(_) => "invalid_problem",
+            ValidationError::ReferenceUnavailable(_) => "reference_unavailable",
         }
     }
 }
@@ -111,8 +306,17 @@ impl JobRequest {
     /// assert_eq!(JobRequest::for_problem("nope").validate().unwrap_err().code(), "unknown_problem");
     /// ```
     pub fn validate(&self) -> Result<ValidJob, ValidationError> {
-        let case = catalogue::case(&self.problem)
-            .ok_or_else(|| ValidationError::UnknownProblem(self.problem.clone()))?;
+        let job_problem = match &self.problem {
+            ProblemInput::Catalogue(id) => JobProblem::Catalogue(
+                catalogue::case(id).ok_or_else(|| ValidationError::UnknownProblem(id.clone()))?,
+            ),
+            ProblemInput::Custom(spec) => JobProblem::Custom {
+                problem: Box::new(spec.to_problem().map_err(ValidationError::InvalidProblem)?),
+                spec: spec.clone(),
+                reference: None,
+            },
+        };
+        let problem = job_problem.problem();
         let tolerance = self.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         benchop::tune::check_tolerance(tolerance).map_err(|e| ValidationError::InvalidField {
             field: "tolerance",
@@ -125,14 +329,28 @@ impl JobRequest {
                 reason: format!("must lie in 1..={MAX_REPEATS}, got {repeats}"),
             });
         }
+        let replicas = self.replicas.unwrap_or(1);
+        if !(1..=MAX_REPLICAS).contains(&replicas) {
+            return Err(ValidationError::InvalidField {
+                field: "replicas",
+                reason: format!("must lie in 1..={MAX_REPLICAS}, got {replicas}"),
+            });
+        }
+        let ladder = self.ladder.unwrap_or(false);
+        if ladder && replicas > 1 {
+            return Err(ValidationError::InvalidField {
+                field: "ladder",
+                reason: "a ladder job prices each level once; leave `replicas` out".into(),
+            });
+        }
         let methods = match &self.methods {
             None => {
                 let all: Vec<_> = MethodId::ALL
                     .into_iter()
-                    .filter(|m| m.applies_to(&case.problem))
+                    .filter(|m| m.applies_to(problem))
                     .collect();
                 if all.is_empty() {
-                    return Err(ValidationError::NoMethod(case.id.to_owned()));
+                    return Err(ValidationError::NoMethod(job_problem.id().to_owned()));
                 }
                 all
             }
@@ -147,10 +365,10 @@ impl JobRequest {
                 for name in names {
                     let m = MethodId::from_name(name)
                         .ok_or_else(|| ValidationError::UnknownMethod(name.clone()))?;
-                    if !m.applies_to(&case.problem) {
+                    if !m.applies_to(problem) {
                         return Err(ValidationError::MethodNotApplicable {
                             method: m.name().to_owned(),
-                            problem: case.id.to_owned(),
+                            problem: job_problem.id().to_owned(),
                         });
                     }
                     chosen.push(m);
@@ -161,10 +379,12 @@ impl JobRequest {
             }
         };
         Ok(ValidJob {
-            case,
+            problem: job_problem,
             methods,
             tolerance,
             repeats,
+            replicas,
+            ladder,
         })
     }
 }
@@ -200,6 +420,8 @@ pub enum JobStatus {
     Running,
     /// Every task has a result.
     Completed,
+    /// Cancelled by `DELETE /v1/jobs/{id}`: tasks without a result were revoked.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -209,7 +431,13 @@ impl JobStatus {
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
             JobStatus::Completed => "completed",
+            JobStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Completed or cancelled: nothing more will change.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::Cancelled)
     }
 }
 
@@ -231,13 +459,23 @@ pub struct TaskView {
     pub id: Uuid,
     /// Method id.
     pub method: String,
-    /// `pending`, `succeeded` or `failed`.
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
     pub state: String,
     /// How many result messages arrived for it (duplicates are counted here and ignored).
     pub result_deliveries: u32,
     /// Worker that produced the recorded result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// Runs requested: 1, plus one per retry.
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Why it failed (`kind: reason`), for failed tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `GET /v1/jobs/{id}` body.
@@ -264,6 +502,34 @@ pub struct JobView {
     pub ranking: Vec<RankEntry>,
     /// The tasks.
     pub tasks: Vec<TaskView>,
+    /// Relative error against time of every priced task (every level of a ladder job), for
+    /// work-precision diagrams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_precision: Vec<WorkPoint>,
+    /// The reference the errors are measured against: `published` for a catalogue problem; for a custom
+    /// problem the solver that computed it (`closed-form`, `cos`, `fd-richardson`, …) and its error estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceInfo>,
+    /// The definition of a custom problem (absent for catalogue problems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<ProblemSpec>,
+}
+
+/// One point of a work-precision diagram: a method priced at one ladder level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkPoint {
+    /// Method id.
+    pub method: String,
+    /// Ladder level (0 = cheapest).
+    pub level: u32,
+    /// Its discretisation.
+    pub setting: String,
+    /// Relative error against the reference.
+    pub relerr: f64,
+    /// Mean time of the timed runs, seconds.
+    pub time_s: f64,
+    /// Whether it reached the job's tolerance.
+    pub reached: bool,
 }
 
 /// Where an entry stands in a ranking.
@@ -465,4 +731,22 @@ pub struct LeaderboardMatrix {
     pub methods: Vec<String>,
     /// `best_time_s[i][j]`: best time of method j on problem i, `null` when it never reached the tolerance.
     pub best_time_s: Vec<Vec<Option<f64>>>,
+}
+
+#[cfg(test)]
+mod ladder_tests {
+    use super::*;
+
+    #[test]
+    fn ladder_is_off_by_default_and_excludes_replicas() {
+        assert!(!JobRequest::for_problem("1aI").validate().unwrap().ladder);
+        let request: JobRequest = serde_json::from_str(r#"{"problem": "1aI", "ladder": true}"#).unwrap();
+        assert!(request.validate().unwrap().ladder);
+        let with_replicas: JobRequest =
+            serde_json::from_str(r#"{"problem": "1aI", "ladder": true, "replicas": 2}"#).unwrap();
+        match with_replicas.validate() {
+            Err(ValidationError::InvalidField { field, .. }) => assert_eq!(field, "ladder"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -44,6 +44,7 @@ impl ProblemView {
                             "0.15 + 0.15(0.5 + 2t)(S/100 - 1.2)^2 / ((S/100)^2 + 1.44)",
                         LocalVolSurface::SviBenchop3aII =>
                             "Dupire local volatility of the BENCHOP 3aII SVI surface",
+                        LocalVolSurface::Formula(_) => "a formula σ(S, t)",
                     }),
                 );
             }

@@ -67,6 +67,36 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A task was published again (retry of a failed or dead-lettered task).
+    TaskRetried {
+        /// Task id.
+        task_id: Uuid,
+        /// Job id.
+        job_id: Uuid,
+        /// Attempt number of the new run (2 for the first retry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
+    /// A task was revoked (or its job cancelled) and will not run, or was stopped.
+    TaskRevoked {
+        /// Task id.
+        task_id: Uuid,
+        /// Worker that dropped or stopped it (absent when revoked before any worker saw it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
+        /// Whether a running execution was stopped.
+        #[serde(default)]
+        terminated: bool,
+    },
+    /// The broker dead-lettered a task (rejected, or over the delivery limit).
+    TaskDeadLettered {
+        /// Task id.
+        task_id: Uuid,
+        /// Job id.
+        job_id: Uuid,
+        /// Why (`x-death` reason, e.g. `delivery_limit`, `rejected`).
+        reason: String,
+    },
     /// A worker connected and is consuming.
     WorkerOnline {
         /// Worker name.
@@ -82,6 +112,12 @@ pub enum EventKind {
         active: u32,
         /// Tasks finished since start.
         processed: u64,
+        /// One-minute load average of the worker's host (absent from older workers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load: Option<f64>,
+        /// Task slots it runs at once now (absent from older workers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        concurrency: Option<u32>,
     },
     /// A worker is shutting down.
     WorkerOffline {
@@ -89,6 +125,22 @@ pub enum EventKind {
         worker: String,
     },
 }
+
+/// Every routing key [`EventKind::routing_key`] can return, for metrics and filters.
+pub const ROUTING_KEYS: [&str; 12] = [
+    "job.created",
+    "job.finished",
+    "task.received",
+    "task.started",
+    "task.succeeded",
+    "task.failed",
+    "task.retried",
+    "task.revoked",
+    "task.dead_lettered",
+    "worker.online",
+    "worker.heartbeat",
+    "worker.offline",
+];
 
 impl EventKind {
     /// Routing key on the events exchange, e.g. `task.succeeded`.
@@ -100,6 +152,9 @@ impl EventKind {
             EventKind::TaskStarted { .. } => "task.started",
             EventKind::TaskSucceeded { .. } => "task.succeeded",
             EventKind::TaskFailed { .. } => "task.failed",
+            EventKind::TaskRetried { .. } => "task.retried",
+            EventKind::TaskRevoked { .. } => "task.revoked",
+            EventKind::TaskDeadLettered { .. } => "task.dead_lettered",
             EventKind::WorkerOnline { .. } => "worker.online",
             EventKind::WorkerHeartbeat { .. } => "worker.heartbeat",
             EventKind::WorkerOffline { .. } => "worker.offline",
@@ -140,4 +195,56 @@ pub struct NoEvents;
 
 impl EventSink for NoEvents {
     fn emit(&self, _kind: EventKind) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_heartbeats_still_decode_and_new_fields_are_optional() {
+        let old = br#"{"ts_ms":5,"type":"worker_heartbeat","worker":"w","active":1,"processed":7}"#;
+        let e = Event::decode(old).unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::WorkerHeartbeat {
+                worker: "w".into(),
+                active: 1,
+                processed: 7,
+                load: None,
+                concurrency: None
+            }
+        );
+        assert_eq!(e.encode(), old.to_vec());
+    }
+
+    #[test]
+    fn new_task_events_round_trip_with_their_routing_keys() {
+        let kinds = [
+            EventKind::TaskRetried {
+                task_id: Uuid::nil(),
+                job_id: Uuid::nil(),
+                attempt: Some(2),
+            },
+            EventKind::TaskRevoked {
+                task_id: Uuid::nil(),
+                worker: Some("w".into()),
+                terminated: true,
+            },
+            EventKind::TaskDeadLettered {
+                task_id: Uuid::nil(),
+                job_id: Uuid::nil(),
+                reason: "delivery_limit".into(),
+            },
+        ];
+        for (kind, key) in kinds
+            .into_iter()
+            .zip(["task.retried", "task.revoked", "task.dead_lettered"])
+        {
+            assert_eq!(kind.routing_key(), key);
+            assert!(ROUTING_KEYS.contains(&key));
+            let e = Event { ts_ms: 1, kind };
+            assert_eq!(Event::decode(&e.encode()).unwrap(), e);
+        }
+    }
 }

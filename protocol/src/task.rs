@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::problem_spec::{ProblemSpec, ReferenceInfo};
+
 /// Version of the task/result/event schema; a consumer rejects messages of another version.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -12,6 +14,17 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum ProblemRef {
     /// A case of the BENCHOP catalogue, by id (`1aI`, `4a`, …).
     Catalogue(String),
+    /// A job's own problem, with the reference baas computed for it once, at submission.
+    Custom(Box<CustomProblem>),
+}
+
+/// A custom problem as a task carries it: the spec and its reference, so workers do not recompute it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomProblem {
+    /// The problem as the job defined it.
+    pub spec: ProblemSpec,
+    /// Its reference values and the solver that produced them.
+    pub reference: ReferenceInfo,
 }
 
 /// One unit of work: price a problem with one method.
@@ -54,6 +67,23 @@ pub enum FailureKind {
     Cancelled,
     /// The kernel panicked.
     Panicked,
+    /// The broker dead-lettered the task (undecodable, or redelivered past the delivery limit).
+    DeadLettered,
+}
+
+impl FailureKind {
+    /// The wire name (`timed_out`, `dead_lettered`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Invalid => "invalid",
+            FailureKind::NotApplicable => "not_applicable",
+            FailureKind::Numerical => "numerical",
+            FailureKind::TimedOut => "timed_out",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Panicked => "panicked",
+            FailureKind::DeadLettered => "dead_lettered",
+        }
+    }
 }
 
 /// Measured outcome of a successful task.
@@ -210,6 +240,28 @@ mod tests {
             r#"{"schema_version":1,"task_id":"00000000-0000-0000-0000-000000000000","job_id":"00000000-0000-0000-0000-000000000000","problem":{"catalogue":"4a"},"method":"cos","tolerance":0.0001,"repeats":3,"time_limit_ms":60000}"#
         );
         assert_eq!(TaskMessage::decode(json.as_bytes()).unwrap(), t);
+    }
+
+    #[test]
+    fn custom_tasks_round_trip() {
+        let mut t = example_task();
+        let (_, spec) = &ProblemSpec::examples()[0];
+        t.problem = ProblemRef::Custom(Box::new(CustomProblem {
+            spec: serde_json::from_value(spec.clone()).unwrap(),
+            reference: ReferenceInfo {
+                solver: "closed-form".into(),
+                setting: "Black–Scholes–Merton formula".into(),
+                error_estimate: Some(0.0),
+                values: vec![1.0, 2.0, 3.0],
+            },
+        }));
+        let json: serde_json::Value = serde_json::from_slice(&t.encode()).unwrap();
+        assert_eq!(
+            json["problem"]["custom"]["spec"]["model"]["type"],
+            "black_scholes"
+        );
+        assert_eq!(json["problem"]["custom"]["reference"]["solver"], "closed-form");
+        assert_eq!(TaskMessage::decode(&t.encode()).unwrap(), t);
     }
 
     #[test]

@@ -17,10 +17,15 @@ pub const RESULTS_QUEUE: &str = "benchop.results";
 pub const RESULTS_ROUTING_KEY: &str = "result";
 /// Topic exchange for lifecycle events (`task.succeeded`, `worker.heartbeat`, …).
 pub const EVENTS_EXCHANGE: &str = "benchop.events";
+/// Fanout exchange for [`Control`](crate::control::Control) commands; every worker binds its own exclusive,
+/// auto-delete, server-named queue to it.
+pub const CONTROL_EXCHANGE: &str = "benchop.control";
 /// Fanout exchange that rejected and over-delivered tasks are dead-lettered to.
 pub const DEAD_EXCHANGE: &str = "benchop.dead";
-/// Queue collecting dead-lettered tasks for inspection and replay.
+/// Queue collecting dead-lettered tasks for inspection and replay (the monitor shows it; nobody drains it).
 pub const DEAD_QUEUE: &str = "benchop.dead";
+/// Second queue on [`DEAD_EXCHANGE`]: baas consumes it to record a dead-lettered task as failed in its job.
+pub const DEAD_NOTIFY_QUEUE: &str = "benchop.dead.baas";
 /// How often a task may be delivered before the quorum queue dead-letters it (poison messages).
 pub const TASK_DELIVERY_LIMIT: i64 = 5;
 
@@ -83,6 +88,10 @@ pub fn exchanges() -> Vec<ExchangeSpec> {
             name: DEAD_EXCHANGE,
             kind: ExchangeKind::Fanout,
         },
+        ExchangeSpec {
+            name: CONTROL_EXCHANGE,
+            kind: ExchangeKind::Fanout,
+        },
     ]
 }
 
@@ -91,6 +100,11 @@ pub fn queues() -> Vec<QueueSpec> {
     vec![
         QueueSpec {
             name: DEAD_QUEUE,
+            arguments: vec![("x-queue-type", ArgValue::Str("quorum"))],
+            binding: (DEAD_EXCHANGE, ""),
+        },
+        QueueSpec {
+            name: DEAD_NOTIFY_QUEUE,
             arguments: vec![("x-queue-type", ArgValue::Str("quorum"))],
             binding: (DEAD_EXCHANGE, ""),
         },

@@ -1,8 +1,14 @@
 //! End-to-end tests: real `baas`, `worker` and `benchop` processes, the real RabbitMQ.
 
+mod broker_node;
 mod browser;
+mod client;
+mod custom;
 mod deploy;
 mod faults;
+mod jobs_api;
+mod monitor;
+mod resilience;
 mod scale_out;
 mod support;
 

@@ -296,6 +296,19 @@ impl Baas {
         self.proc_ = None;
         self.launch().await;
     }
+
+    /// SIGKILL the process (its store stays); [`Baas::relaunch`] brings it back.
+    pub fn kill(&mut self) {
+        if let Some(p) = &self.proc_ {
+            p.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+        self.proc_ = None;
+    }
+
+    /// Start again on the same port and store after [`Baas::kill`].
+    pub async fn relaunch(&mut self) {
+        self.launch().await;
+    }
 }
 
 impl Drop for Baas {

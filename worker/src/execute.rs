@@ -1,9 +1,10 @@
 //! Turning one task into one result: resolve, tune, time. Synchronous and CPU-bound: call it from a
 //! blocking thread, never from the async runtime.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use benchop::{Cancel, MethodId, catalogue, tune};
+use benchop::{Cancel, MethodId, Problem, catalogue, tune};
 use protocol::{FailureKind, Measurement, Outcome, ProblemRef, SCHEMA_VERSION, TaskMessage, TaskResult};
 
 /// Price, tune and time one task. Never panics on bad input: every problem becomes a failed outcome.
@@ -34,10 +35,59 @@ fn failed(kind: FailureKind, reason: impl Into<String>) -> Outcome {
     }
 }
 
+/// A task's problem and the reference values it is measured against.
+struct Resolved {
+    /// The problem id (`custom` for a custom problem).
+    id: String,
+    problem: Cow<'static, Problem>,
+    reference: Cow<'static, [f64]>,
+}
+
+/// Look a catalogue problem up, or rebuild a custom one from its spec, with the reference baas shipped.
+fn resolve(problem: &ProblemRef) -> Result<Resolved, Outcome> {
+    match problem {
+        ProblemRef::Catalogue(id) => {
+            let case = catalogue::case(id)
+                .ok_or_else(|| failed(FailureKind::Invalid, format!("unknown problem `{id}`")))?;
+            Ok(Resolved {
+                id: case.id.to_owned(),
+                problem: Cow::Borrowed(&case.problem),
+                reference: Cow::Borrowed(&case.reference),
+            })
+        }
+        ProblemRef::Custom(custom) => {
+            let problem = custom.spec.to_problem().map_err(|errors| {
+                let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                failed(
+                    FailureKind::Invalid,
+                    format!("invalid custom problem: {}", reasons.join("; ")),
+                )
+            })?;
+            let values = &custom.reference.values;
+            if values.len() != problem.points().len() || values.iter().any(|v| !v.is_finite() || *v == 0.0) {
+                return Err(failed(
+                    FailureKind::Invalid,
+                    format!(
+                        "the custom problem's reference has {} value(s) for {} point(s), \
+                         or a zero or non-finite one",
+                        values.len(),
+                        problem.points().len()
+                    ),
+                ));
+            }
+            Ok(Resolved {
+                id: protocol::api::CUSTOM_PROBLEM_ID.to_owned(),
+                problem: Cow::Owned(problem),
+                reference: Cow::Owned(values.clone()),
+            })
+        }
+    }
+}
+
 fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
-    let ProblemRef::Catalogue(id) = &task.problem;
-    let Some(case) = catalogue::case(id) else {
-        return failed(FailureKind::Invalid, format!("unknown problem `{id}`"));
+    let case = match resolve(&task.problem) {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
     };
     let Some(method) = MethodId::from_name(&task.method) else {
         return failed(FailureKind::Invalid, format!("unknown method `{}`", task.method));
@@ -66,7 +116,7 @@ fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
             let relerr = benchop::relerr(&estimate.values, &case.reference);
             let statistical = estimate.std_errors.as_ref().map_or(0.0, |se| {
                 se.iter()
-                    .zip(&case.reference)
+                    .zip(case.reference.iter())
                     .map(|(s, r)| 2.0 * s / r.abs())
                     .fold(0.0, f64::max)
             });
@@ -74,7 +124,7 @@ fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
                 reached: relerr <= task.tolerance && statistical <= task.tolerance,
                 values: estimate.values,
                 std_errors: estimate.std_errors,
-                reference: case.reference.clone(),
+                reference: case.reference.to_vec(),
                 relerr,
                 level: u32::try_from(level).unwrap_or(u32::MAX),
                 setting: estimate.setting,
@@ -127,6 +177,76 @@ mod tests {
         assert!(m.reached && m.relerr < 1e-10);
         assert_eq!(m.times_s.len(), 2);
         assert_eq!(r.task_id, t.task_id);
+    }
+
+    fn custom(spec: serde_json::Value, reference: Vec<f64>, method: &str) -> TaskMessage {
+        TaskMessage {
+            problem: ProblemRef::Custom(Box::new(protocol::CustomProblem {
+                spec: serde_json::from_value(spec).unwrap(),
+                reference: protocol::problem_spec::ReferenceInfo {
+                    solver: "closed-form".into(),
+                    setting: "test".into(),
+                    error_estimate: Some(0.0),
+                    values: reference,
+                },
+            })),
+            ..task("1aI", method)
+        }
+    }
+
+    fn heston_4a() -> serde_json::Value {
+        serde_json::json!({
+            "model": {"type": "heston", "s0": [90, 100, 110], "r": 0.03, "v0": 0.0225, "kappa": 2,
+                      "theta": 0.0225, "sigma": 0.25, "rho": -0.5},
+            "instrument": {"type": "european", "right": "call", "strike": 100, "maturity": 1}
+        })
+    }
+
+    #[test]
+    fn a_custom_task_is_measured_against_the_reference_it_carries() {
+        let case = catalogue::case("4a").unwrap();
+        let t = custom(heston_4a(), case.reference.clone(), "cos");
+        let r = execute(&t, "w", &cancel_for(&t));
+        let Outcome::Succeeded(m) = r.outcome else {
+            panic!("{:?}", r.outcome)
+        };
+        assert!(m.reached, "relerr {}", m.relerr);
+        assert_eq!(m.reference, case.reference);
+        // A reference off by 1% is what the error is measured against: the task misses.
+        let shifted: Vec<f64> = case.reference.iter().map(|v| v * 1.01).collect();
+        let t = custom(heston_4a(), shifted, "cos");
+        let Outcome::Succeeded(m) = execute(&t, "w", &cancel_for(&t)).outcome else {
+            panic!("cos failed")
+        };
+        assert!(
+            !m.reached && (m.relerr - 0.01 / 1.01).abs() < 1e-4,
+            "relerr {}",
+            m.relerr
+        );
+    }
+
+    #[test]
+    fn a_custom_task_with_a_bad_spec_or_reference_is_invalid() {
+        let mut bad = heston_4a();
+        bad["model"]["rho"] = serde_json::json!(2.0);
+        for t in [
+            custom(bad, vec![1.0, 2.0, 3.0], "cos"),
+            custom(heston_4a(), vec![1.0, 2.0], "cos"),
+            custom(heston_4a(), vec![1.0, 0.0, 3.0], "cos"),
+        ] {
+            let r = execute(&t, "w", &cancel_for(&t));
+            assert!(
+                matches!(
+                    r.outcome,
+                    Outcome::Failed {
+                        kind: FailureKind::Invalid,
+                        ..
+                    }
+                ),
+                "{:?}",
+                r.outcome
+            );
+        }
     }
 
     #[test]

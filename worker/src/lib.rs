@@ -11,6 +11,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod control;
 pub mod execute;
 
 use std::sync::Arc;
@@ -78,6 +79,9 @@ pub struct Worker {
     name: String,
     active: AtomicU32,
     processed: AtomicU64,
+    slots: AtomicU32,
+    /// Revoked tasks, cancelled jobs, and the running tasks' cancel flags.
+    pub control: control::Registry,
 }
 
 impl Worker {
@@ -87,6 +91,8 @@ impl Worker {
             name,
             active: AtomicU32::new(0),
             processed: AtomicU64::new(0),
+            slots: AtomicU32::new(1),
+            control: control::Registry::default(),
         })
     }
 
@@ -105,6 +111,11 @@ impl Worker {
         self.processed.load(Ordering::Relaxed)
     }
 
+    /// Tasks it runs at once now.
+    pub fn slots(&self) -> u32 {
+        self.slots.load(Ordering::Relaxed)
+    }
+
     /// Run one task on a blocking thread. A panicking kernel becomes a `panicked` failure.
     pub async fn handle(&self, task: TaskMessage, events: &dyn EventSink) -> TaskResult {
         self.active.fetch_add(1, Ordering::Relaxed);
@@ -114,11 +125,10 @@ impl Worker {
         });
         let name = self.name.clone();
         let for_kernel = task.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let cancel = execute::cancel_for(&for_kernel);
-            execute::execute(&for_kernel, &name, &cancel)
-        })
-        .await;
+        let cancel = execute::cancel_for(&task);
+        self.control.started(task.task_id, task.job_id, cancel.clone());
+        let joined = tokio::task::spawn_blocking(move || execute::execute(&for_kernel, &name, &cancel)).await;
+        self.control.finished(&task.task_id);
         let result = joined.unwrap_or_else(|e| {
             let reason = if e.is_panic() {
                 "the kernel panicked"
@@ -151,6 +161,14 @@ impl Worker {
                 task_id: result.task_id,
                 worker,
                 runtime_ms: result.finished_ms.saturating_sub(result.started_ms),
+            },
+            Outcome::Failed {
+                kind: FailureKind::Cancelled,
+                ..
+            } => EventKind::TaskRevoked {
+                task_id: result.task_id,
+                worker: Some(worker),
+                terminated: true,
             },
             Outcome::Failed { reason, .. } => EventKind::TaskFailed {
                 task_id: result.task_id,
@@ -194,12 +212,16 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     let conn = amqp::connect(&config.amqp_url, worker.name(), Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
-    channel
-        .basic_qos(config.concurrency.max(1), BasicQosOptions::default())
-        .await?;
+    let mut slots = config.concurrency.max(1);
+    if worker.slots.load(Ordering::Relaxed) > 1 {
+        // Changed by a control command in an earlier session: keep it across reconnects.
+        slots = u16::try_from(worker.slots()).unwrap_or(u16::MAX);
+    }
+    worker.slots.store(u32::from(slots), Ordering::Relaxed);
+    channel.basic_qos(slots, BasicQosOptions::default()).await?;
     let results = amqp::confirm_channel(&conn).await?;
     let events: Arc<dyn EventSink> = Arc::new(AmqpEvents::spawn(conn.create_channel().await?));
-    let tag = format!("{}-{}", worker.name(), uuid::Uuid::new_v4().simple());
+    let mut tag = format!("{}-{}", worker.name(), uuid::Uuid::new_v4().simple());
     let mut consumer = channel
         .basic_consume(
             TASKS_QUEUE.into(),
@@ -208,9 +230,20 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
             FieldTable::default(),
         )
         .await?;
+    let (action_tx, mut actions) = mpsc::channel(16);
+    let listening = token.child_token();
+    let _stop_listening = listening.clone().drop_guard();
+    tokio::spawn({
+        let (ch, w) = (conn.create_channel().await?, Arc::clone(worker));
+        async move {
+            if let Err(e) = control::listen(ch, w, action_tx, listening).await {
+                tracing::warn!(error = %e, "control queue closed");
+            }
+        }
+    });
     events.emit(EventKind::WorkerOnline {
         worker: worker.name().to_owned(),
-        concurrency: config.concurrency.into(),
+        concurrency: u32::from(slots),
     });
     tracing::info!(
         worker = worker.name(),
@@ -225,6 +258,30 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     let outcome = loop {
         tokio::select! {
             () = token.cancelled() => break Ok(()),
+            Some(action) = actions.recv() => match action {
+                control::Action::Shutdown => {
+                    tracing::info!("shutdown requested by a control command");
+                    token.cancel();
+                }
+                control::Action::SetConcurrency(n) => {
+                    // Prefetch applies to consumers created after basic.qos: consume again under a new
+                    // tag. Deliveries of the old consumer stay valid on the channel and are acked as usual.
+                    let new_tag = format!("{}-{}", worker.name(), uuid::Uuid::new_v4().simple());
+                    channel.basic_qos(n, BasicQosOptions::default()).await?;
+                    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                    consumer = channel
+                        .basic_consume(
+                            TASKS_QUEUE.into(),
+                            new_tag.as_str().into(),
+                            BasicConsumeOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await?;
+                    tag = new_tag;
+                    worker.slots.store(u32::from(n), Ordering::Relaxed);
+                    tracing::info!(concurrency = n, "concurrency changed by a control command");
+                }
+            },
             next = consumer.next() => match next {
                 None => break Err(AmqpError::Lapin(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
                     lapin::ConnectionState::Closed,
@@ -281,7 +338,25 @@ async fn process(
         method: task.method.clone(),
         worker: worker.name().to_owned(),
     });
-    let result = worker.handle(task, events).await;
+    let result = if worker.control.is_revoked(&task.task_id, &task.job_id) {
+        // Revoked (or its job cancelled) before it ran: report it cancelled without running it.
+        let now = protocol::task::now_ms();
+        TaskResult {
+            schema_version: SCHEMA_VERSION,
+            task_id: task.task_id,
+            job_id: task.job_id,
+            method: task.method.clone(),
+            worker: worker.name().to_owned(),
+            started_ms: now,
+            finished_ms: now,
+            outcome: Outcome::Failed {
+                kind: FailureKind::Cancelled,
+                reason: "revoked before it ran".to_owned(),
+            },
+        }
+    } else {
+        worker.handle(task, events).await
+    };
     let id = result.task_id.to_string();
     match amqp::publish_confirmed(
         results,
@@ -320,6 +395,8 @@ async fn heartbeat(worker: Arc<Worker>, events: Arc<dyn EventSink>, stop: Cancel
                 worker: worker.name().to_owned(),
                 active: worker.active(),
                 processed: worker.processed(),
+                load: control::load_average(),
+                concurrency: Some(worker.slots()),
             }),
         }
     }

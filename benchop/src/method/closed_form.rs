@@ -121,10 +121,8 @@ pub fn price(problem: &Problem, cancel: &Cancel) -> Result<Estimate, Error> {
                     "Merton series, truncated at 1e-17"
                 }
                 Model::Heston(m) => {
-                    for &s in spots {
-                        cancel.check()?;
-                        values.push(heston(m, o, s)?);
-                    }
+                    cancel.check()?;
+                    values = heston_many(m, o, spots)?;
                     "Lewis integral, adaptive Gauss–Legendre, tol 1e-14"
                 }
                 _ => return Err(not_applicable("model")),
@@ -354,48 +352,6 @@ pub fn merton(model: &Merton, option: &VanillaOption, spot: f64) -> Result<f64, 
 /// to machine precision).
 static GAUSS_LEGENDRE: LazyLock<Vec<(f64, f64)>> = LazyLock::new(|| crate::special::gauss_legendre(16));
 
-/// Gauss–Legendre on [a, b]: the integral and the integral of |f| (for the rounding floor).
-fn gauss_legendre(f: &impl Fn(f64) -> f64, a: f64, b: f64) -> (f64, f64) {
-    let (c, h) = (0.5 * (a + b), 0.5 * (b - a));
-    GAUSS_LEGENDRE.iter().fold((0.0, 0.0), |(sum, abs), &(x, w)| {
-        let y = f(c + h * x);
-        (sum + h * w * y, abs + h * w * y.abs())
-    })
-}
-
-/// Adaptive bisection: accept when the two halves agree with the whole to `tol`, or to the rounding
-/// floor of the sum (a few hundred ulps of ∫|f|), below which no subdivision can improve. `budget` caps the
-/// number of bisections, so a pathological integrand fails fast instead of hanging.
-fn adaptive(
-    f: &impl Fn(f64) -> f64,
-    (a, b): (f64, f64),
-    whole: f64,
-    tol: f64,
-    depth: u32,
-    budget: &mut u32,
-) -> (f64, bool) {
-    let m = 0.5 * (a + b);
-    let ((left, left_abs), (right, right_abs)) = (gauss_legendre(f, a, m), gauss_legendre(f, m, b));
-    let halves = left + right;
-    if !halves.is_finite() {
-        return (halves, false);
-    }
-    let floor = 256.0 * f64::EPSILON * (left_abs + right_abs);
-    if (halves - whole).abs() <= tol.max(floor) {
-        return (halves, true);
-    }
-    if depth == 0 || *budget == 0 {
-        return (halves, false);
-    }
-    *budget -= 1;
-    let (l, lok) = adaptive(f, (a, m), left, 0.5 * tol, depth - 1, budget);
-    if !lok {
-        return (l + right, false);
-    }
-    let (r, rok) = adaptive(f, (m, b), right, 0.5 * tol, depth - 1, budget);
-    (l + r, rok)
-}
-
 /// Heston (1993) European price by Lewis's formula (Lewis 2001, eq. (2.10) with contour Im u = −1/2):
 /// C = S − √(SK)·e^{−rT}/π ∫₀^∞ Re[e^{−iuk} φ(u − i/2)] / (u² + 1/4) du, k = ln(K/S), where φ is the
 /// characteristic function of ln(S_T/S) in the "little Heston trap" form (Albrecher et al. 2007). The
@@ -410,39 +366,66 @@ fn adaptive(
 /// assert!((closed_form::heston(&m, &o, 100.0).unwrap() - 7.379832496149447).abs() < 1e-10);
 /// ```
 pub fn heston(model: &Heston, option: &VanillaOption, spot: f64) -> Result<f64, Error> {
-    check_spot(spot)?;
+    Ok(heston_many(model, option, &[spot])?[0])
+}
+
+/// [`heston`] at several spots at once: the characteristic function does not depend on the spot, so
+/// one adaptive integration with a vector of integrands (one per spot, refined until every component
+/// meets its tolerance) evaluates it once per node for all of them.
+fn heston_many(model: &Heston, option: &VanillaOption, spots: &[f64]) -> Result<Vec<f64>, Error> {
+    for &spot in spots {
+        check_spot(spot)?;
+    }
     check_european(option, false)?;
     let t = option.maturity;
     let law = LogReturn::Heston(*model, t);
-    let s = spot * option.dividend_factor();
     let k = option.strike;
-    let lk = (k / s).ln();
+    let fwd: Vec<f64> = spots
+        .iter()
+        .map(|&spot| spot * option.dividend_factor())
+        .collect();
+    let lks: Vec<f64> = fwd.iter().map(|&s| (k / s).ln()).collect();
     let half = Complex64::new(0.0, -0.5);
-    let f = |u: f64| {
-        let z = Complex64::new(u, 0.0);
-        ((Complex64::new(0.0, -u * lk)) + law.log_cf(z + half)).exp().re / (u * u + 0.25)
+    let f = |u: f64, out: &mut [f64]| {
+        let cf = law.log_cf(Complex64::new(u, 0.0) + half);
+        let scale = 1.0 / (u * u + 0.25);
+        for (o, &lk) in out.iter_mut().zip(&lks) {
+            *o = (cf + Complex64::new(0.0, -u * lk)).exp().re * scale;
+        }
     };
     let bound = |u: f64| (law.log_cf(Complex64::new(u, 0.0) + half).re).exp() / (u * u + 0.25);
-    // Target: 1e-15 of the spot in price, i.e. π·1e-15·√(S/K)·e^{rT} in the integral.
-    let tol = std::f64::consts::PI * 1e-15 * (s / k).sqrt() * (model.r * t).exp();
+    // Target: 1e-15 of the spot in price, i.e. π·1e-15·√(S/K)·e^{rT} in the integral (the strictest
+    // over the spots).
+    let tol = fwd
+        .iter()
+        .map(|&s| std::f64::consts::PI * 1e-15 * (s / k).sqrt() * (model.r * t).exp())
+        .fold(f64::INFINITY, f64::min);
     // Pieces start at the scale of 1/(u² + 1/4) or of the characteristic function, whichever is finer.
     let h = (1.0 / law.cumulants().c2.sqrt()).min(1.0);
-    let (mut a, mut width, mut integral) = (0.0, h, 0.0);
+    let n = spots.len();
+    let (mut a, mut width) = (0.0, h);
+    let mut integral = vec![0.0; n];
     let mut converged = false;
     let mut budget = 8_000;
+    let mut work = VecWork::new(n);
     for _ in 0..64 {
         let b = a + width;
-        let (whole, _) = gauss_legendre(&f, a, b);
-        let (piece, ok) = adaptive(&f, (a, b), whole, tol, 30, &mut budget);
-        if !ok || !piece.is_finite() {
+        let mut whole = vec![0.0; n];
+        let mut whole_abs = vec![0.0; n];
+        gauss_legendre_vec(&f, a, b, &mut whole, &mut whole_abs, &mut work);
+        let mut piece = vec![0.0; n];
+        let ok = adaptive_vec(&f, (a, b), &whole, tol, 30, &mut budget, &mut piece, &mut work);
+        if !ok || piece.iter().any(|p| !p.is_finite()) {
             return Err(Error::Numerical(format!(
                 "Heston integral did not converge on [{a}, {b}]"
             )));
         }
-        integral += piece;
+        for (i, p) in integral.iter_mut().zip(&piece) {
+            *i += p;
+        }
         a = b;
         width *= 2.0;
-        if piece.abs() < tol && bound(a) * a < tol {
+        if piece.iter().all(|p| p.abs() < tol) && bound(a) * a < tol {
             converged = true;
             break;
         }
@@ -451,16 +434,106 @@ pub fn heston(model: &Heston, option: &VanillaOption, spot: f64) -> Result<f64, 
         return Err(Error::Numerical("Heston integrand does not decay".into()));
     }
     let disc = (-model.r * t).exp();
-    let tail = (s * k).sqrt() * disc * integral / std::f64::consts::PI;
-    let value = match option.kind {
-        OptionKind::Call => s - tail,
-        OptionKind::Put => k * disc - tail,
-    };
-    if value.is_finite() {
-        Ok(value.max(0.0))
-    } else {
-        Err(Error::Numerical(format!("Heston integral produced {value}")))
+    fwd.iter()
+        .zip(&integral)
+        .map(|(&s, &integral)| {
+            let tail = (s * k).sqrt() * disc * integral / std::f64::consts::PI;
+            let value = match option.kind {
+                OptionKind::Call => s - tail,
+                OptionKind::Put => k * disc - tail,
+            };
+            if value.is_finite() {
+                Ok(value.max(0.0))
+            } else {
+                Err(Error::Numerical(format!("Heston integral produced {value}")))
+            }
+        })
+        .collect()
+}
+
+/// Scratch for the vector quadrature: integrand values at one node.
+struct VecWork {
+    y: Vec<f64>,
+}
+
+impl VecWork {
+    fn new(n: usize) -> Self {
+        Self { y: vec![0.0; n] }
     }
+}
+
+/// 16-point Gauss–Legendre on [a, b] for a vector of integrands: the sums of w·f and w·|f| into `sum`
+/// and `abs` (overwritten).
+fn gauss_legendre_vec(
+    f: &impl Fn(f64, &mut [f64]),
+    a: f64,
+    b: f64,
+    sum: &mut [f64],
+    abs: &mut [f64],
+    work: &mut VecWork,
+) {
+    let (c, h) = (0.5 * (a + b), 0.5 * (b - a));
+    sum.iter_mut().for_each(|x| *x = 0.0);
+    abs.iter_mut().for_each(|x| *x = 0.0);
+    for &(x, w) in GAUSS_LEGENDRE.iter() {
+        f(c + h * x, &mut work.y);
+        for ((s, a), &y) in sum.iter_mut().zip(abs.iter_mut()).zip(&work.y) {
+            *s += h * w * y;
+            *a += h * w * y.abs();
+        }
+    }
+}
+
+/// Adaptive bisection for a vector of integrands: a panel is accepted when every component's two halves
+/// agree with its whole to `tol`, or to the rounding floor of the sum (a few hundred ulps of ∫|f|), below
+/// which no subdivision can improve; the result is written to `out`. `budget` caps the number of
+/// bisections, so a pathological integrand fails fast instead of hanging.
+#[allow(clippy::too_many_arguments)]
+fn adaptive_vec(
+    f: &impl Fn(f64, &mut [f64]),
+    (a, b): (f64, f64),
+    whole: &[f64],
+    tol: f64,
+    depth: u32,
+    budget: &mut u32,
+    out: &mut [f64],
+    work: &mut VecWork,
+) -> bool {
+    let n = whole.len();
+    let m = 0.5 * (a + b);
+    let (mut left, mut left_abs, mut right, mut right_abs) =
+        (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    gauss_legendre_vec(f, a, m, &mut left, &mut left_abs, work);
+    gauss_legendre_vec(f, m, b, &mut right, &mut right_abs, work);
+    let mut done = true;
+    for i in 0..n {
+        let halves = left[i] + right[i];
+        out[i] = halves;
+        if !halves.is_finite() {
+            return false;
+        }
+        let floor = 256.0 * f64::EPSILON * (left_abs[i] + right_abs[i]);
+        if (halves - whole[i]).abs() > tol.max(floor) {
+            done = false;
+        }
+    }
+    if done {
+        return true;
+    }
+    if depth == 0 || *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    let mut l = vec![0.0; n];
+    if !adaptive_vec(f, (a, m), &left, 0.5 * tol, depth - 1, budget, &mut l, work) {
+        return false;
+    }
+    let mut r = vec![0.0; n];
+    let ok = adaptive_vec(f, (m, b), &right, 0.5 * tol, depth - 1, budget, &mut r, work);
+    for i in 0..n {
+        out[i] = l[i] + r[i];
+    }
+    ok
 }
 
 /// Margrabe (1978) price of the exchange option (S₁ − S₂)⁺, the spread option with K = 0, under two correlated

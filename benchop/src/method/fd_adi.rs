@@ -1,10 +1,12 @@
-//! Two-dimensional finite differences with ADI time stepping: Heston (S, v) and the two-asset spread
-//! (S₁, S₂).
+//! Two-dimensional finite differences with ADI time stepping: Heston (S, v), SABR (F, ln α) and the
+//! two-asset spread (S₁, S₂).
 //!
 //! Both PDEs have the form u_τ = a₁₁u_xx + a₂₂u_yy + a₁₂u_xy + b₁u_x + b₂u_y − r·u in time to maturity τ,
 //! with coefficients independent of τ:
 //! - Heston (Heston 1993), x = S, y = v: a₁₁ = ½vS², a₂₂ = ½σᵥ²v, a₁₂ = ρσᵥvS, b₁ = rS, b₂ = κ(θ − v).
 //! - Two-asset Black–Scholes, x = S₁, y = S₂: a₁₁ = ½σ₁²S₁², a₂₂ = ½σ₂²S₂², a₁₂ = ρσ₁σ₂S₁S₂, b = rS.
+//! - SABR (Hagan et al. 2002) on the forward, x = F, y = ln α: a₁₁ = ½e^{2y}F^{2β}, a₂₂ = ½ν²,
+//!   a₁₂ = ρνe^{y}F^β, b₂ = −½ν², no reaction (discounting is applied afterwards); see [`sabr`].
 //!
 //! Space: second-order central differences on non-uniform tensor grids (in 't Hout & Foulon 2010, "ADI
 //! finite difference schemes for option pricing in the Heston model with correlation", Int. J. Numer.
@@ -30,7 +32,7 @@
 //! Values at the evaluation points are read off by tensor four-point Lagrange interpolation.
 
 use crate::instrument::{OptionKind, SpreadOption, VanillaOption};
-use crate::model::{Heston, TwoAssetBlackScholes};
+use crate::model::{Heston, Sabr, TwoAssetBlackScholes};
 use crate::special::norm_cdf;
 use crate::{Cancel, Error};
 
@@ -489,13 +491,14 @@ fn heston_once(
 ) -> Result<(Vec<f64>, String), Error> {
     let k = opt.strike;
     let t = opt.maturity;
-    // Domain: S up to 8K beyond the points' reach ('t Hout & Foulon use 8K), v up to a multiple of
-    // the larger of v₀ and θ and at least 1.
+    // Domain: S up to six standard deviations beyond the points and at least 5K ('t Hout & Foulon use
+    // 8K; with the sinh grid the far boundary's asymptotic value is accurate enough at 5K and the
+    // nodes it saves go to the strike), v up to a multiple of the larger of v₀ and θ and at least 1.
     let vscale = m.v0.max(m.theta);
     let vmax = (12.0 * vscale).max(5.0 * m.sigma_v * m.sigma_v).max(1.0);
     let sd = (vscale * t).sqrt();
     let pmax = spots.iter().copied().fold(k, f64::max);
-    let smax = (pmax * (6.0 * sd + m.r.abs() * t).exp()).max(8.0 * k);
+    let smax = (pmax * (6.0 * sd + m.r.abs() * t).exp()).max(5.0 * k);
     let (xs, ys) = if cfg.stretched {
         let c = 0.2 * k;
         (
@@ -712,6 +715,139 @@ fn spread_once(
         format!(
             "{nx}×{ny} nodes (S₁×S₂) on [0, {:.0}]×[0, {:.0}]",
             pde.ax.x[nx - 1],
+            pde.ay.x[ny - 1]
+        ),
+    ))
+}
+
+/// SABR European prices, one per (forward, strike) pair; returns the values (undiscounted, on the
+/// forward) and a description of the grid.
+///
+/// The PDE is solved in x = F and y = ln α (Hagan et al. 2002; the log-volatility coordinate makes the
+/// y-direction a constant-coefficient convection–diffusion):
+/// u_τ = ½e^{2y}F^{2β}u_FF + ρνe^{y}F^{β}u_Fy + ½ν²u_yy − ½ν²u_y. F = 0 is absorbing (u = payoff(0), as in BENCHOP–SLV). The other boundaries are
+/// far from the points: F = F_max carries the linear asymptote F − K (call) or 0 (put), y = y_min the
+/// frozen-volatility value payoff(F), y = y_max the infinite-volatility limit (F for a call — the
+/// forward is absorbed or escapes — and K for a put).
+///
+/// Homogeneity (F, K, α) → (cF, cK, c^{1−β}α) maps every strike to one reference strike K₀, so a single
+/// solve prices all points: V(F, K, α) = (K/K₀)·V(F·K₀/K, K₀, α·(K/K₀)^{β−1}).
+pub(crate) fn sabr(
+    m: &Sabr,
+    kind: OptionKind,
+    maturity: f64,
+    pairs: &[(f64, f64)],
+    cfg: &AdiConfig,
+    cancel: &Cancel,
+) -> Result<(Vec<f64>, String), Error> {
+    extrapolated(cfg, |refine, steps| {
+        sabr_once(m, kind, maturity, pairs, cfg, refine, steps, cancel)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sabr_once(
+    m: &Sabr,
+    kind: OptionKind,
+    t: f64,
+    pairs: &[(f64, f64)],
+    cfg: &AdiConfig,
+    refine: usize,
+    steps: usize,
+    cancel: &Cancel,
+) -> Result<(Vec<f64>, String), Error> {
+    // Reference strike: the geometric mean of the strikes; every point maps to (F·K₀/K, α·(K/K₀)^{β−1}).
+    let k0 = (pairs.iter().map(|p| p.1.ln()).sum::<f64>() / pairs.len() as f64).exp();
+    let points: Vec<(f64, f64)> = pairs
+        .iter()
+        .map(|&(f, k)| {
+            let c = k / k0;
+            (f / c, (m.alpha * c.powf(m.beta - 1.0)).ln())
+        })
+        .collect();
+    // y = ln α: ln α_t = ln α₀ − ½ν²t + νW_t; the domain covers the points ± many standard deviations.
+    let sd_y = (m.nu * t.sqrt()).max(0.05);
+    let y_lo_p = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let y_hi_p = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let y_lo = y_lo_p - 0.5 * m.nu * m.nu * t - 6.0 * sd_y;
+    let y_hi = y_hi_p + 4.5 * sd_y;
+    let y_c = 0.5 * (y_lo_p + y_hi_p);
+    // F: the local normal volatility α·F^β over the life, in units of K₀, sets the concentration and
+    // the far boundary (CEV tails are heavy: go far, the sinh map keeps the cost logarithmic).
+    let f_hi_p = points.iter().map(|p| p.0).fold(k0, f64::max);
+    let sd_f = (m.alpha * k0.powf(m.beta) * t.sqrt() * (0.5 * m.nu * m.nu * t).exp()).max(1e-3 * k0);
+    let f_max = (f_hi_p + 40.0 * sd_f).max(20.0 * f_hi_p);
+    let (xs, ys) = if cfg.stretched {
+        (
+            sinh_nodes(0.0, f_max, k0, 0.2 * k0.min(sd_f), cfg.nx, refine),
+            sinh_nodes(y_lo, y_hi, y_c, 2.0 * sd_y, cfg.ny, refine),
+        )
+    } else {
+        (
+            sinh_nodes(0.0, f_max, k0, f64::INFINITY, cfg.nx, refine),
+            sinh_nodes(y_lo, y_hi, y_c, f64::INFINITY, cfg.ny, refine),
+        )
+    };
+    let ax = Axis::new(xs);
+    let ay = Axis::new(ys);
+    let (nx, ny) = (ax.x.len(), ay.x.len());
+    let n = nx * ny;
+    let mut lx = vec![[0.0; 3]; n];
+    let mut ly = vec![[0.0; 3]; n];
+    let mut cxy = vec![0.0; n];
+    let (diff_y, drift_y) = (0.5 * m.nu * m.nu, -0.5 * m.nu * m.nu);
+    for j in 1..ny - 1 {
+        let alpha = ay.x[j].exp();
+        let (w1y, w2y) = (ay.w1[j], ay.w2[j]);
+        for i in 1..nx - 1 {
+            let fb = ax.x[i].powf(m.beta);
+            let q = i + nx * j;
+            let a = 0.5 * alpha * alpha * fb * fb;
+            let w2 = ax.w2[i];
+            lx[q] = [a * w2[0], a * w2[1], a * w2[2]];
+            ly[q] = [
+                diff_y * w2y[0] + drift_y * w1y[0],
+                diff_y * w2y[1] + drift_y * w1y[1],
+                diff_y * w2y[2] + drift_y * w1y[2],
+            ];
+            cxy[q] = m.rho * m.nu * alpha * fb;
+        }
+    }
+    let y_top = ay.x[ny - 1];
+    let boundary = move |f: f64, y: f64, tau: f64| {
+        if tau <= 0.0 || f <= 0.0 || y < y_top {
+            // Payoff at maturity, at the absorbing F = 0 and at y_min; the far F boundary is the payoff's
+            // linear asymptote, which the payoff itself is there.
+            return kind.payoff(f, k0);
+        }
+        match kind {
+            OptionKind::Call => f,
+            OptionKind::Put => k0,
+        }
+    };
+    let pde = Pde {
+        ax,
+        ay,
+        lx,
+        ly,
+        cxy,
+        ly0: Vec::new(),
+        y_lower_pde: false,
+        boundary: Box::new(boundary),
+    };
+    let mut u: Vec<f64> = (0..n).map(|q| kind.payoff(pde.ax.x[q % nx], k0)).collect();
+    pde.set_boundary(&mut u, 0.0);
+    march(&pde, &mut u, t, steps, cancel)?;
+    let values = points
+        .iter()
+        .zip(pairs)
+        .map(|(&(f, y), &(_, k))| k / k0 * interpolate(&pde, &u, f, y))
+        .collect();
+    Ok((
+        values,
+        format!(
+            "{nx}×{ny} nodes (F×ln α), F_max={f_max:.3}, ln α ∈ [{:.2}, {:.2}]",
+            pde.ay.x[0],
             pde.ay.x[ny - 1]
         ),
     ))

@@ -17,6 +17,8 @@ pub mod mc;
 mod mc_lsm;
 pub(crate) mod normal;
 pub mod qmc;
+pub mod rbf_fd;
+mod sabr;
 pub mod tree;
 
 use crate::{Cancel, Error, Problem};
@@ -54,11 +56,13 @@ pub enum MethodId {
     Fgl,
     /// Quasi-Monte Carlo on scrambled Sobol points.
     Qmc,
+    /// Radial basis function generated finite differences.
+    RbfFd,
 }
 
 impl MethodId {
     /// Every method, in a stable order.
-    pub const ALL: [MethodId; 9] = [
+    pub const ALL: [MethodId; 10] = [
         MethodId::ClosedForm,
         MethodId::Cos,
         MethodId::Fft,
@@ -68,6 +72,7 @@ impl MethodId {
         MethodId::Mc,
         MethodId::Fgl,
         MethodId::Qmc,
+        MethodId::RbfFd,
     ];
 
     /// The public id used by the API and the CLI.
@@ -82,6 +87,7 @@ impl MethodId {
             MethodId::Mc => "mc",
             MethodId::Fgl => "fgl",
             MethodId::Qmc => "qmc",
+            MethodId::RbfFd => "rbf-fd",
         }
     }
 
@@ -106,12 +112,14 @@ impl MethodId {
             }
             MethodId::FdNu => {
                 "Finite differences on grids concentrated at the strike (sinh stretching), as fd; plus 2-D \
-                 Hundsdorfer–Verwer ADI for Heston and the spread ('t Hout & Foulon 2010)"
+                 Hundsdorfer–Verwer ADI for Heston, SABR (in F and ln α, absorbing at F = 0) and the spread \
+                 ('t Hout & Foulon 2010)"
             }
             MethodId::Tree => "Leisen–Reimer binomial tree with Richardson extrapolation",
             MethodId::Mc => {
                 "Monte Carlo with antithetic variates, seeded, value ± standard error: exact sampling, \
-                 Andersen QE for Heston, Brownian-bridge barriers, Longstaff–Schwartz for American puts"
+                 Andersen QE for Heston, Brownian-bridge barriers, Longstaff–Schwartz for American puts, \
+                 conditional (closed-form CEV given ∫α²) for SABR with ρ = 0"
             }
             MethodId::Fgl => {
                 "Fourier inversion with Gauss–Laguerre quadrature along a saddle-point-damped contour \
@@ -119,7 +127,12 @@ impl MethodId {
             }
             MethodId::Qmc => {
                 "Randomised quasi-Monte Carlo: 16 Owen-scrambled Sobol sequences, Brownian-bridge paths, \
-                 value ± standard error over the scramblings"
+                 value ± standard error over the scramblings; SABR with ρ = 0 conditionally, as mc"
+            }
+            MethodId::RbfFd => {
+                "Radial basis function generated finite differences: 5-node Gaussian RBF stencils with \
+                 quadratic terms on nodes concentrated at the strike, BDF2 in time (Milovanović & von \
+                 Sydow 2018)"
             }
         }
     }
@@ -149,6 +162,7 @@ impl MethodId {
             MethodId::Mc => mc::applies(problem),
             MethodId::Fgl => fgl::applies(problem),
             MethodId::Qmc => qmc::applies(problem),
+            MethodId::RbfFd => rbf_fd::applies(problem),
         }
     }
 
@@ -175,6 +189,7 @@ impl MethodId {
             MethodId::Mc => mc::price_level(problem, level, cancel),
             MethodId::Fgl => fgl::price_level(problem, level, cancel),
             MethodId::Qmc => qmc::price_level(problem, level, cancel),
+            MethodId::RbfFd => rbf_fd::price_level(problem, level, cancel),
         }?;
         if let Some(e) = &estimate
             && (e.values.len() != problem.points().len() || e.values.iter().any(|v| !v.is_finite()))

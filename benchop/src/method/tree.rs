@@ -8,7 +8,8 @@
 //! - Discrete proportional dividends keep the tree recombining: node prices after a dividend date are
 //!   multiplied by (1 − δ) (Hull, *Options, Futures and Other Derivatives*, ch. 21); d₁, d₂ use the
 //!   dividend-adjusted spot S₀·Π(1 − δ). The step count is nudged so dividend dates fall on steps.
-//! - American exercise by comparing with the intrinsic value at every node.
+//! - American exercise by comparing with the intrinsic value at every node. A European value needs no
+//!   backward induction: it is the binomial expectation of the terminal payoffs, summed in O(n).
 //! - Richardson extrapolation in n (Leisen 1998, "Pricing the American put option: a detailed
 //!   convergence analysis for binomial models", J. Econ. Dyn. Control 22): the Leisen–Reimer error
 //!   behaves like c/n² for European and like c/n for American options, so two trees with n₁ and
@@ -210,6 +211,12 @@ fn leisen_reimer(
         OptionKind::Call => (s - k).max(0.0),
         OptionKind::Put => (k - s).max(0.0),
     };
+    if opt.exercise == Exercise::European {
+        let (base, step) = ((s0 * div_at(n)).ln() + n as f64 * d.ln(), ratio.ln());
+        return Ok(european_sum(n, p, disc, |j| {
+            payoff((base + j as f64 * step).exp())
+        }));
+    }
     v.clear();
     let mut s = s0 * div_at(n) * d.powi(n as i32);
     for _ in 0..=n {
@@ -254,6 +261,42 @@ fn leisen_reimer(
         }
     }
     Ok(v[0])
+}
+
+/// The value of a European option on the tree without the backward induction: the discounted
+/// expectation of the payoff over the binomial law of the number of up moves,
+/// e^{−rT}·Σ_j C(n, j) p^j (1 − p)^{n−j} g(S_j), which is what the induction computes (to rounding) in
+/// O(n) instead of O(n²). The probabilities are built outwards from the mode by their ratios, stopping
+/// once they fall below 1e-18 of the mode's (the payoffs grow at most geometrically, far more slowly).
+fn european_sum(n: usize, p: f64, disc_step: f64, payoff: impl Fn(usize) -> f64) -> f64 {
+    use statrs::function::gamma::ln_gamma;
+    let nf = n as f64;
+    let mode = (((nf + 1.0) * p).floor() as usize).min(n);
+    let m = mode as f64;
+    let ln_pmf = ln_gamma(nf + 1.0) - ln_gamma(m + 1.0) - ln_gamma(nf - m + 1.0)
+        + m * p.ln()
+        + (nf - m) * (1.0 - p).ln();
+    let pm = ln_pmf.exp();
+    let odds = p / (1.0 - p);
+    let cutoff = 1e-18 * pm;
+    let mut sum = pm * payoff(mode);
+    let mut w = pm;
+    for j in mode..n {
+        w *= (nf - j as f64) / (j as f64 + 1.0) * odds;
+        if w < cutoff {
+            break;
+        }
+        sum += w * payoff(j + 1);
+    }
+    let mut w = pm;
+    for j in (1..=mode).rev() {
+        w *= j as f64 / (nf - j as f64 + 1.0) / odds;
+        if w < cutoff {
+            break;
+        }
+        sum += w * payoff(j - 1);
+    }
+    disc_step.powi(n as i32) * sum
 }
 
 /// Mean of max(f, 0) for f linear from `a` to `b`.

@@ -62,6 +62,10 @@ REF = {
     "4a": [2.302535842814927, 7.379832496149447, 14.974005277144057],
     "5a": [7.542526012669795, 14.336250885310660, 22.359969565189871],
     "6a": [12.021727425647768, 5.978528810578943, 2.500244806693065, 2.021727425647768, 12.500244806693061],
+    # BENCHOP-SLV (2019)
+    "SLV-Heston": [0.908502728459621, 9.046650119220969, 28.514786399298796],
+    "SLV-SABR-I": [0.221383196830866, 0.193836689413803, 0.166240814653231],
+    "SLV-SABR-II": [0.052450313614407, 0.046585753491306, 0.039291470612989],
 }
 # Converged 1bI values (BENCHOP.md notes): the published ones are off by 5e-6..1e-5; used when tol < 1e-5.
 REF_1BI_CONVERGED = [10.7265416158, 4.8206437862, 1.8282251049]
@@ -69,7 +73,7 @@ REF_1BI_CONVERGED = [10.7265416158, 4.8206437862, 1.8282251049]
 ALL_CASES = [
     "1aI", "1aII", "1bI", "1bII", "1cI", "1cII",
     "1aI-Delta", "1aI-Gamma", "1aI-Vega", "1aII-Delta", "1aII-Gamma", "1aII-Vega",
-    "2a", "2b", "3aI", "3aII", "4a", "5a", "6a",
+    "2a", "2b", "3aI", "3aII", "4a", "5a", "6a", "SLV-Heston", "SLV-SABR-I", "SLV-SABR-II",
 ]
 
 EVAL_DATE = ql.Date(2, 1, 2015)
@@ -328,10 +332,15 @@ def specs_local_vol_3aI():
                                   f" meshVol={mesh_vol}"))]
 
 
-def specs_heston_4a():
+def specs_heston_4a(slv=False):
+    """4a, or with slv=True the BENCHOP-SLV Heston case (Feller condition violated)."""
     K, T, r = 100.0, 1.0, 0.03
     v0, kappa, theta, sigma, rho = 0.0225, 2.0, 0.0225, 0.25, -0.5
     points = [90.0, 100.0, 110.0]
+    if slv:
+        r = 0.0
+        v0, kappa, theta, sigma, rho = 0.114, 2.58, 0.043, 1.0, -0.36
+        points = [75.0, 100.0, 125.0]
     spot = ql.SimpleQuote(100.0)
     process = ql.HestonProcess(flat_rate(r), flat_rate(0.0), ql.QuoteHandle(spot), v0, kappa, theta, sigma, rho)
     model = ql.HestonModel(process)
@@ -357,6 +366,41 @@ def specs_heston_4a():
          GreedyLadder({"t": 8, "x": 16, "v": 8},
                       lambda g: with_engine(lambda: ql.FdHestonVanillaEngine(model, g["t"], g["x"], g["v"], 0))(),
                       lambda g: f"tGrid={g['t']}, xGrid={g['x']}, vGrid={g['v']}, dampingSteps=0, "
+                                f"scheme=Hundsdorfer")),
+    ]
+
+
+def specs_sabr(case):
+    """BENCHOP-SLV SABR sets: FdSabrVanillaEngine (QuantLib's 2-D SABR PDE, Hundsdorfer ADI), one option
+    per strike K_i = S0*exp(0.1*sqrt(T)*delta_i), delta = -1, 0, 1; r = 0 so the forward is S0."""
+    if case == "SLV-SABR-I":
+        f0, alpha, beta, rho, nu, T = 0.5, 0.5, 0.5, 0.0, 0.4, 2.0
+    else:
+        f0, alpha, beta, rho, nu, T = 0.07, 0.4, 0.5, -0.6, 0.8, 10.0
+    strikes = [f0 * math.exp(0.1 * math.sqrt(T) * d) for d in (-1.0, 0.0, 1.0)]
+    rts = flat_rate(0.0)
+    exercise = ql.EuropeanExercise(maturity(T))
+
+    def make(g):
+        options = []
+        for k in strikes:
+            option = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call, k), exercise)
+            option.setPricingEngine(ql.FdSabrVanillaEngine(f0, alpha, beta, nu, rho, rts, g["t"], g["f"], g["x"], 0))
+            options.append(option)
+
+        def run():
+            out = []
+            for option in options:
+                option.recalculate()
+                out.append(option.NPV())
+            return out
+
+        return run
+
+    return [
+        ("fd", "FdSabrVanillaEngine",
+         GreedyLadder({"t": 8, "f": 24, "x": 8}, make,
+                      lambda g: f"tGrid={g['t']}, fGrid={g['f']}, xGrid={g['x']}, dampingSteps=0, "
                                 f"scheme=Hundsdorfer")),
     ]
 
@@ -442,6 +486,10 @@ SKIPS = {
 def build_specs(case):
     if case in SKIPS:
         return None
+    if case == "SLV-Heston":
+        return specs_heston_4a(slv=True)
+    if case in ("SLV-SABR-I", "SLV-SABR-II"):
+        return specs_sabr(case)
     if case in ("1aI", "1aII"):
         return specs_vanilla(case, SET_I if case == "1aI" else SET_II, "eu")
     if case in ("1bI", "1bII"):
@@ -455,6 +503,7 @@ def build_specs(case):
         return specs_local_vol_3aI()
     if case == "4a":
         return specs_heston_4a()
+
     if case == "5a":
         return specs_merton_5a()
     if case == "6a":

@@ -136,6 +136,7 @@ fn not_applicable() -> Error {
 
 /// Solve the 8×8 (5 RBFs + 3 polynomial terms) saddle-point system for weights of up to three
 /// right-hand sides; columns of `rhs` are operators. Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // dense elimination reads clearest with indices
 fn local_weights(xi: &[f64; STENCIL], rhs: &mut [[f64; 8]]) -> Option<()> {
     const M: usize = STENCIL + 3;
     let mut a = [[0.0f64; M]; M];
@@ -267,6 +268,7 @@ impl Banded {
         Some(Self { lu, n })
     }
 
+    #[allow(clippy::needless_range_loop)] // banded substitution: indices into two arrays
     fn solve(&self, b: &mut [f64]) {
         let n = self.n;
         for i in 0..n {

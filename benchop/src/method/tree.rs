@@ -212,10 +212,8 @@ fn leisen_reimer(
         OptionKind::Put => (k - s).max(0.0),
     };
     if opt.exercise == Exercise::European {
-        let (base, step) = ((s0 * div_at(n)).ln() + n as f64 * d.ln(), ratio.ln());
-        return Ok(european_sum(n, p, disc, |j| {
-            payoff((base + j as f64 * step).exp())
-        }));
+        let ln_s0 = (s0 * div_at(n)).ln() + n as f64 * d.ln();
+        return Ok(european_sum(n, p, disc, ln_s0, ratio, kind, k));
     }
     v.clear();
     let mut s = s0 * div_at(n) * d.powi(n as i32);
@@ -265,10 +263,12 @@ fn leisen_reimer(
 
 /// The value of a European option on the tree without the backward induction: the discounted
 /// expectation of the payoff over the binomial law of the number of up moves,
-/// e^{−rT}·Σ_j C(n, j) p^j (1 − p)^{n−j} g(S_j), which is what the induction computes (to rounding) in
-/// O(n) instead of O(n²). The probabilities are built outwards from the mode by their ratios, stopping
-/// once they fall below 1e-18 of the mode's (the payoffs grow at most geometrically, far more slowly).
-fn european_sum(n: usize, p: f64, disc_step: f64, payoff: impl Fn(usize) -> f64) -> f64 {
+/// e^{−rT}·Σ_j C(n, j) p^j (1 − p)^{n−j} g(S_j), S_j = S₀'·d^n·(u/d)^j, which is what the induction
+/// computes (to rounding) in O(n) instead of O(n²). The probabilities and node prices are built outwards
+/// from the mode by their ratios; a side stops once the probabilities fall below 1e-18 of the mode's
+/// (the payoffs grow at most geometrically, far more slowly) or the payoff has become zero there (it
+/// stays zero further out).
+fn european_sum(n: usize, p: f64, disc_step: f64, ln_s0: f64, ratio: f64, kind: OptionKind, k: f64) -> f64 {
     use statrs::function::gamma::ln_gamma;
     let nf = n as f64;
     let mode = (((nf + 1.0) * p).floor() as usize).min(n);
@@ -279,22 +279,27 @@ fn european_sum(n: usize, p: f64, disc_step: f64, payoff: impl Fn(usize) -> f64)
     let pm = ln_pmf.exp();
     let odds = p / (1.0 - p);
     let cutoff = 1e-18 * pm;
-    let mut sum = pm * payoff(mode);
-    let mut w = pm;
+    let s_mode = (ln_s0 + m * ratio.ln()).exp();
+    let mut sum = pm * kind.payoff(s_mode, k);
+    let (mut w, mut s) = (pm, s_mode);
     for j in mode..n {
         w *= (nf - j as f64) / (j as f64 + 1.0) * odds;
-        if w < cutoff {
+        s *= ratio;
+        let g = kind.payoff(s, k);
+        if w < cutoff || (g == 0.0 && kind == OptionKind::Put) {
             break;
         }
-        sum += w * payoff(j + 1);
+        sum += w * g;
     }
-    let mut w = pm;
+    let (mut w, mut s) = (pm, s_mode);
     for j in (1..=mode).rev() {
         w *= j as f64 / (nf - j as f64 + 1.0) / odds;
-        if w < cutoff {
+        s /= ratio;
+        let g = kind.payoff(s, k);
+        if w < cutoff || (g == 0.0 && kind == OptionKind::Call) {
             break;
         }
-        sum += w * payoff(j - 1);
+        sum += w * g;
     }
     disc_step.powi(n as i32) * sum
 }

@@ -278,7 +278,7 @@ function barChart(canvas, groups) {
       ctx.fillRect(45 + i * gw + k * bw, py(v), bw - 1, h - 20 - py(v));
     });
     ctx.fillStyle = '#1f2328';
-    ctx.fillText(g.name, 45 + i * gw, h - 5);
+    ctx.fillText(g.name, 45 + i * gw, h - 5, gw - 4);
   });
 }
 

@@ -817,9 +817,7 @@ async fn job(State(hub): State<Hub>, Path(id): Path<Uuid>) -> Result<Json<JobDet
         order: Some("asc".into()),
         ..TaskQuery::default()
     };
-    let (page, stored) = hub
-        .store(move |s| Ok((s.tasks(&q)?, s.jobs(10_000)?.into_iter().find(|j| j.job_id == id))))
-        .await?;
+    let (page, stored) = hub.store(move |s| Ok((s.tasks(&q)?, s.job(id)?))).await?;
     let fresh = {
         let s = lock(&hub.0.shared);
         s.fold.job(&id).map(|j| JobRow::of(j, &s.fold))

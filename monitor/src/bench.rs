@@ -38,7 +38,7 @@ fn events_of(i: usize, job: Uuid, t0: u64) -> Vec<Event> {
     let task_id = Uuid::new_v4();
     let worker = format!("worker-{}@bench", i % 4);
     let mut out = Vec::with_capacity(5);
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         out.push(Event {
             ts_ms: ts,
             kind: EventKind::JobCreated {
@@ -80,7 +80,7 @@ fn events_of(i: usize, job: Uuid, t0: u64) -> Vec<Event> {
             }
         },
     });
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         out.push(Event {
             ts_ms: ts + 2,
             kind: EventKind::WorkerHeartbeat {
@@ -108,7 +108,7 @@ pub fn run(tasks: usize, db: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let cpu0 = cpu_seconds().unwrap_or(0.0);
     let start = Instant::now();
     for i in 0..tasks {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             job = Uuid::new_v4();
         }
         for e in events_of(i, job, t0) {
@@ -133,7 +133,7 @@ pub fn run(tasks: usize, db: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut stored_events = 0u64;
     for i in 0..tasks {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             job = Uuid::new_v4();
         }
         for e in events_of(i, job, t0) {

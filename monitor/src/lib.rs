@@ -8,12 +8,12 @@
 //! go through baas.
 //!
 //! ## Layout
-//! - [`state`]: the event fold; tolerant of lost and out-of-order events.
-//! - [`store`]: the SQLite history, written by its own thread.
-//! - [`broker`]: queue statistics (management API, or AMQP) and dead letters.
-//! - [`metrics`]: Prometheus.
-//! - [`api`]: the HTTP router, auth, URL prefix, SSE, controls.
-//! - [`bench`]: `monitor bench`, the fold + store throughput and memory benchmark.
+//! - [`state`] — the event fold; tolerant of lost and out-of-order events.
+//! - [`store`] — the SQLite history, written by its own thread.
+//! - [`broker`] — queue statistics (management API, or AMQP) and dead letters.
+//! - [`metrics`] — Prometheus.
+//! - [`api`] — the HTTP router, auth, URL prefix, SSE, controls.
+//! - [`bench`] — `monitor bench`, the fold + store throughput and memory benchmark.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 

@@ -149,7 +149,7 @@ pub struct TaskPage {
 /// One queued write.
 #[derive(Debug)]
 enum Op {
-    Event(Event, Write, Option<JobRow>),
+    Event(Box<(Event, Write, Option<JobRow>)>),
     Flush(std::sync::mpsc::Sender<()>),
 }
 
@@ -413,7 +413,7 @@ impl Store {
                 tx.prepare_cached("INSERT OR REPLACE INTO workers (name, body) VALUES (?1, ?2)")?;
             for op in batch {
                 let (event, write, job) = match op {
-                    Op::Event(e, w, j) => (e, w, j),
+                    Op::Event(boxed) => *boxed,
                     Op::Flush(f) => {
                         flushes.push(f);
                         continue;
@@ -707,15 +707,25 @@ impl Store {
         Ok(Some((row, timeline)))
     }
 
+    /// One job.
+    pub fn job(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        Ok(self
+            .jobs_where("WHERE job_id = ?1", params![id.to_string()])?
+            .pop())
+    }
+
     /// Jobs, newest first.
     pub fn jobs(&self, limit: u32) -> Result<Vec<JobRow>, StoreError> {
+        self.jobs_where("ORDER BY created_ms DESC LIMIT ?1", params![limit])
+    }
+
+    fn jobs_where(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<JobRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT job_id, problem, tasks, received, succeeded, failed, created_ms, finished_ms FROM jobs
-             ORDER BY created_ms DESC LIMIT ?1",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT job_id, problem, tasks, received, succeeded, failed, created_ms, finished_ms FROM jobs {tail}"
+        ))?;
         let rows = stmt
-            .query_map(params![limit], |r| {
+            .query_map(args, |r| {
                 Ok(JobRow {
                     job_id: r
                         .get::<_, String>(0)
@@ -761,7 +771,7 @@ impl StoreSink {
             Touched::Nothing => Write::Nothing,
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.tx.try_send(Op::Event(event.clone(), write, job))
+            self.tx.try_send(Op::Event(Box::new((event.clone(), write, job))))
         {
             self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

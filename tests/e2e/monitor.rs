@@ -271,8 +271,15 @@ async fn terminating_a_running_task_from_the_monitor_stops_it_on_the_worker() {
     let vhost = Vhost::new("monitor-revoke");
     let baas = Baas::start(&vhost.url()).await;
     let db = std::env::temp_dir().join(format!("benchop-monitor-{}.db", uuid::Uuid::new_v4().simple()));
-    let (_monitor, base) = start_monitor(&vhost, &baas, &db, &[]).await;
-    let _worker = Proc::spawn(
+    // Without the management API: queues and dead letters are read over AMQP.
+    let (_monitor, base) = start_monitor(
+        &vhost,
+        &baas,
+        &db,
+        &[("RABBITMQ_MANAGEMENT_URL", "off".to_owned())],
+    )
+    .await;
+    let mut worker = Proc::spawn(
         "worker",
         "worker",
         &["--name", "monitor-revoke-worker"],
@@ -311,6 +318,82 @@ async fn terminating_a_running_task_from_the_monitor_stops_it_on_the_worker() {
         || async {
             let d = get_json(&http, &format!("{base}/api/tasks/{task}")).await;
             (d["task"]["state"] == "revoked").then_some(())
+        },
+    )
+    .await;
+
+    // A poison task is rejected by the worker into benchop.dead; the monitor shows it (over AMQP) and
+    // leaves it there.
+    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = protocol::amqp::confirm_channel(&conn).await.unwrap();
+    protocol::amqp::publish_confirmed(
+        &channel,
+        protocol::topology::TASKS_EXCHANGE,
+        protocol::topology::TASKS_ROUTING_KEY,
+        [("poison-monitor".to_owned(), b"not a task".to_vec())],
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        eventually(
+            Duration::from_secs(30),
+            "the dead letter never showed",
+            || async {
+                let dead = get_json(&http, &format!("{base}/api/queues/dead")).await;
+                dead.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d["task_id"] == "poison-monitor" && d["reason"] == "rejected")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    eventually(
+        Duration::from_secs(20),
+        "queue numbers never came over AMQP",
+        || async {
+            let q = get_json(&http, &format!("{base}/api/queues")).await;
+            let queues = q["queues"].as_array().unwrap().clone();
+            let tasks = queues.iter().find(|q| q["name"] == "benchop.tasks")?;
+            let dead = queues.iter().find(|q| q["name"] == "benchop.dead")?;
+            (tasks["source"] == "amqp" && tasks["consumers"] == 1 && dead["ready"].as_u64() >= Some(1))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Shut the worker down from the monitor: it drains and exits cleanly.
+    let r = http
+        .post(format!("{base}/api/workers/monitor-revoke-worker/shutdown"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = worker.try_exit() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(45),
+            "the worker did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(status.success(), "worker exited with {status}");
+    eventually(
+        Duration::from_secs(20),
+        "the worker never showed offline",
+        || async {
+            let ws = get_json(&http, &format!("{base}/api/workers")).await;
+            ws.as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["name"] == "monitor-revoke-worker" && w["status"] == "offline")
+                .then_some(())
         },
     )
     .await;

@@ -74,9 +74,9 @@ impl Tokens {
 
     /// Whether `presented` is one of the tokens (compared in constant time per token).
     pub fn accepts(&self, presented: &str) -> bool {
-        self.0
-            .iter()
-            .fold(false, |ok, t| ok | constant_time_eq(t.as_bytes(), presented.as_bytes()))
+        self.0.iter().fold(false, |ok, t| {
+            ok | constant_time_eq(t.as_bytes(), presented.as_bytes())
+        })
     }
 }
 

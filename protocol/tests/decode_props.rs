@@ -122,13 +122,13 @@ proptest! {
     /// A request that validates is within every limit.
     #[test]
     fn validated_requests_respect_the_limits(value in json_value()) {
-        if let Ok(request) = serde_json::from_value::<JobRequest>(value) {
-            if let Ok(job) = request.validate() {
-                prop_assert!((1e-8..=1e-2).contains(&job.tolerance));
-                prop_assert!((1..=protocol::api::MAX_REPEATS).contains(&job.repeats));
-                prop_assert!((1..=protocol::api::MAX_REPLICAS).contains(&job.replicas));
-                prop_assert!(!job.methods.is_empty());
-            }
+        if let Ok(request) = serde_json::from_value::<JobRequest>(value)
+            && let Ok(job) = request.validate()
+        {
+            prop_assert!((1e-8..=1e-2).contains(&job.tolerance));
+            prop_assert!((1..=protocol::api::MAX_REPEATS).contains(&job.repeats));
+            prop_assert!((1..=protocol::api::MAX_REPLICAS).contains(&job.replicas));
+            prop_assert!(!job.methods.is_empty());
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
 };
@@ -14,10 +14,10 @@ use protocol::api::{
     CUSTOM_PROBLEM_ID, JobAccepted, JobLinks, JobProblem, JobRequest, JobStatus, JobView, Progress, TaskView,
     ValidJob, WorkPoint,
 };
+use protocol::control::Control;
 use protocol::problem_spec::ReferenceInfo;
 use protocol::task::now_ms;
 use protocol::topology::{DEAD_NOTIFY_QUEUE, RESULTS_QUEUE};
-use protocol::control::Control;
 use protocol::{EventKind, FailureKind, Outcome, ProblemRef, SCHEMA_VERSION, TaskMessage, TaskResult, amqp};
 
 use crate::AppState;
@@ -37,7 +37,9 @@ pub struct JobUpdate {
 /// Validate, persist, publish. The job is stored before anything is published, so an accepted job
 /// survives a crash; tasks the broker did not confirm are re-published by [`republish`].
 pub async fn submit(state: &AppState, request: JobRequest) -> Result<JobAccepted, AppError> {
-    submit_once(state, request, None).await.map(|(accepted, _)| accepted)
+    submit_once(state, request, None)
+        .await
+        .map(|(accepted, _)| accepted)
 }
 
 /// [`submit`] with an optional idempotency key: a key seen before with the same request returns that
@@ -89,7 +91,11 @@ pub async fn submit_once(
         cancelled_ms: None,
     };
     let idempotency = idempotency_key.map(|k| (k, serde_json::to_string(&request).unwrap_or_default()));
-    match state.store.insert_job_once(record, tasks.clone(), idempotency).await? {
+    match state
+        .store
+        .insert_job_once(record, tasks.clone(), idempotency)
+        .await?
+    {
         Inserted::New => {}
         Inserted::Existing(id) => {
             let n = state.store.job(id).await?.map_or(0, |(j, _)| j.n_tasks);
@@ -104,15 +110,20 @@ pub async fn submit_once(
             });
         }
     }
+    state.metrics.jobs_accepted.inc();
     match state.publisher.publish(&tasks).await {
         Ok(()) => {
+            state.metrics.tasks_published.inc_by(tasks.len() as u64);
             state
                 .store
                 .mark_published(tasks.iter().map(|t| t.task_id).collect())
                 .await?
         }
         // Accepted all the same: the job is stored and the republisher retries its tasks.
-        Err(e) => tracing::warn!(job = %job_id, error = %e, "publishing deferred"),
+        Err(e) => {
+            state.metrics.publish_failures.inc();
+            tracing::warn!(job = %job_id, error = %e, "publishing deferred")
+        }
     }
     state.events.emit(EventKind::JobCreated {
         job_id,
@@ -136,7 +147,9 @@ async fn with_reference(mut valid: ValidJob) -> Result<ValidJob, AppError> {
     let cancel = benchop::Cancel::with_deadline(started + REFERENCE_TIME_LIMIT);
     let valid = tokio::task::spawn_blocking(move || valid.compute_reference(&cancel).map(|()| valid))
         .await
-        .map_err(|e| protocol::api::ValidationError::ReferenceUnavailable(format!("the solver failed: {e}")))??;
+        .map_err(|e| {
+            protocol::api::ValidationError::ReferenceUnavailable(format!("the solver failed: {e}"))
+        })??;
     if let Some(r) = valid.problem.reference() {
         tracing::info!(solver = %r.solver, error_estimate = ?r.error_estimate, secs = started.elapsed().as_secs_f64(),
             "custom reference computed");
@@ -276,6 +289,7 @@ fn fan_out(valid: &ValidJob, ladders: &[u32], job_id: Uuid, time_limit_ms: u64) 
                 repeats: valid.repeats,
                 level,
                 time_limit_ms,
+                probe: valid.probe,
             });
         }
     }
@@ -298,6 +312,51 @@ pub async fn view(state: &AppState, id: Uuid) -> Result<Option<JobView>, AppErro
     {
         view.reference = Some(custom.reference);
         view.spec = Some(custom.spec);
+    }
+    Ok(Some(view))
+}
+
+/// Which tasks a job view lists (`GET /v1/jobs/{id}?tasks=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskList {
+    /// Every task (the default).
+    #[default]
+    All,
+    /// Only failed (and cancelled) tasks.
+    Failed,
+    /// None: while the job runs the view is read from the job's counters alone (no results are read, so
+    /// polling a job of 100,000 tasks is cheap) and its ranking is empty; once final, the full ranking.
+    None,
+}
+
+/// [`view`] with a task list filter; `TaskList::None` on a running job reads only the job's counters.
+pub async fn view_with(state: &AppState, id: Uuid, list: TaskList) -> Result<Option<JobView>, AppError> {
+    if list == TaskList::None {
+        let Some((job, failed)) = state.store.job_summary(id).await? else {
+            return Ok(None);
+        };
+        if job.finished_ms.is_none() && job.cancelled_ms.is_none() {
+            let mut view = build_view(&job, &[]);
+            view.status = if job.n_done == 0 {
+                JobStatus::Queued
+            } else {
+                JobStatus::Running
+            };
+            view.progress.done = job.n_done;
+            view.progress.failed = failed;
+            return Ok(Some(view));
+        }
+    }
+    let Some(mut view) = view(state, id).await? else {
+        return Ok(None);
+    };
+    match list {
+        TaskList::All => {}
+        TaskList::Failed => view
+            .tasks
+            .retain(|t| t.state == "failed" || t.state == "cancelled"),
+        TaskList::None => view.tasks.clear(),
     }
     Ok(Some(view))
 }
@@ -401,6 +460,12 @@ pub async fn ingest(state: &AppState, result: TaskResult) -> Result<Recorded, St
     let job_id = result.job_id;
     let task_id = result.task_id;
     let recorded = state.store.record_result(result, now_ms()).await?;
+    let label = match recorded {
+        Recorded::New { .. } => "new",
+        Recorded::Duplicate => "duplicate",
+        Recorded::UnknownTask => "unknown_task",
+    };
+    state.metrics.results.with_label_values(&[label]).inc();
     match recorded {
         Recorded::New { job_finished } => {
             let _ = state.updates.send(JobUpdate {
@@ -416,6 +481,49 @@ pub async fn ingest(state: &AppState, result: TaskResult) -> Result<Recorded, St
         Recorded::UnknownTask => tracing::warn!(task = %task_id, "result for an unknown task ignored"),
     }
     Ok(recorded)
+}
+
+/// Record a batch of results in one transaction and announce progress once per job of the batch (the
+/// last update of a job in a batch carries whether it finished). Same guarantees as [`ingest`].
+pub async fn ingest_batch(state: &AppState, results: Vec<TaskResult>) -> Result<Vec<Recorded>, StoreError> {
+    let ids: Vec<(Uuid, Uuid)> = results.iter().map(|r| (r.job_id, r.task_id)).collect();
+    let recorded = state.store.record_results(results, now_ms()).await?;
+    let mut updates: Vec<JobUpdate> = Vec::new();
+    for (&(job_id, task_id), r) in ids.iter().zip(&recorded) {
+        match r {
+            Recorded::New { job_finished } => {
+                match updates.iter_mut().find(|u| u.job_id == job_id) {
+                    Some(u) => u.finished |= job_finished,
+                    None => updates.push(JobUpdate {
+                        job_id,
+                        finished: *job_finished,
+                    }),
+                }
+                if *job_finished {
+                    state.events.emit(EventKind::JobFinished { job_id });
+                    tracing::info!(job = %job_id, "job completed");
+                }
+            }
+            Recorded::Duplicate => tracing::info!(task = %task_id, "duplicate result ignored"),
+            Recorded::UnknownTask => tracing::warn!(task = %task_id, "result for an unknown task ignored"),
+        }
+    }
+    for u in updates {
+        let _ = state.updates.send(u);
+    }
+    Ok(recorded)
+}
+
+/// Most results stored in one transaction by the result consumer (also its prefetch).
+pub const RESULT_BATCH: usize = 512;
+
+/// The result batch size: [`RESULT_BATCH`], or `BAAS_RESULT_BATCH` (1 stores each result in its own
+/// transaction, as before batching: for before/after measurements with `benchop loadtest`).
+fn result_batch() -> usize {
+    std::env::var("BAAS_RESULT_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(RESULT_BATCH, |n| n.clamp(1, RESULT_BATCH))
 }
 
 /// Wait until job `id` has finished (standalone mode and simple clients).
@@ -506,7 +614,10 @@ async fn consume_session(
     let conn = amqp::connect(url, feed.name(), Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
-    channel.basic_qos(256, BasicQosOptions::default()).await?;
+    let max_batch = result_batch();
+    channel
+        .basic_qos(RESULT_BATCH as u16, BasicQosOptions::default())
+        .await?;
     let mut consumer = channel
         .basic_consume(
             feed.queue().into(),
@@ -532,6 +643,18 @@ async fn consume_session(
             }
             Some(d) => d?,
         };
+        if let Feed::Results = feed {
+            // Take every result already delivered (up to a batch) and store them in one transaction.
+            let mut batch = vec![delivery];
+            while batch.len() < max_batch {
+                match consumer.next().now_or_never() {
+                    Some(Some(d)) => batch.push(d?),
+                    _ => break,
+                }
+            }
+            handle_results(state, batch).await?;
+            continue;
+        }
         let disposition = match feed {
             Feed::Results => handle_result(state, &delivery.data).await,
             Feed::DeadLetters => handle_dead_letter(state, &delivery).await,
@@ -556,6 +679,49 @@ async fn consume_session(
     }
 }
 
+/// Decode and store a batch of result deliveries, then ack them with one `multiple` ack (undecodable ones
+/// are rejected first); when the store fails, requeue them all.
+async fn handle_results(
+    state: &AppState,
+    batch: Vec<lapin::message::Delivery>,
+) -> Result<(), amqp::AmqpError> {
+    let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else {
+        return Ok(());
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for d in &batch {
+        match TaskResult::decode(&d.data) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable result dropped");
+                d.reject(BasicRejectOptions { requeue: false }).await?;
+            }
+        }
+    }
+    let acker = batch.last().map(|d| d.acker.clone());
+    let Some(acker) = acker else { return Ok(()) };
+    if results.is_empty() {
+        return Ok(());
+    }
+    match ingest_batch(state, results).await {
+        Ok(_) => {
+            // Everything up to the last tag (the rejected ones are no longer outstanding).
+            acker.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, tag = last_tag, "results not persisted; requeueing");
+            acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: true,
+                })
+                .await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn handle_result(state: &AppState, data: &[u8]) -> Disposition {
     let result = match TaskResult::decode(data) {
         Ok(r) => r,
@@ -575,13 +741,16 @@ async fn handle_result(state: &AppState, data: &[u8]) -> Disposition {
 
 async fn handle_dead_letter(state: &AppState, delivery: &lapin::message::Delivery) -> Disposition {
     // The task id: from the body when it still decodes, else from the message id baas set on publish.
-    let task_id = TaskMessage::decode(&delivery.data).map(|t| t.task_id).ok().or_else(|| {
-        delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .and_then(|id| id.as_str().parse::<Uuid>().ok())
-    });
+    let task_id = TaskMessage::decode(&delivery.data)
+        .map(|t| t.task_id)
+        .ok()
+        .or_else(|| {
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .and_then(|id| id.as_str().parse::<Uuid>().ok())
+        });
     let Some(task_id) = task_id else {
         tracing::warn!("dead letter without a task id; left in the dead-letter queue for inspection");
         return Disposition::Ack;
@@ -615,6 +784,7 @@ async fn handle_dead_letter(state: &AppState, delivery: &lapin::message::Deliver
     match ingest(state, result).await {
         Ok(recorded) => {
             if matches!(recorded, Recorded::New { .. }) {
+                state.metrics.dead_letters.inc();
                 tracing::warn!(task = %task_id, job = %task.job_id, %reason, "task dead-lettered");
                 state.events.emit(EventKind::TaskDeadLettered {
                     task_id,
@@ -673,6 +843,7 @@ pub async fn republish(state: AppState, token: CancellationToken) {
         match state.store.unpublished_tasks(before, 1000).await {
             Ok(tasks) if !tasks.is_empty() => match state.publisher.publish(&tasks).await {
                 Ok(()) => {
+                    state.metrics.tasks_published.inc_by(tasks.len() as u64);
                     tracing::info!(count = tasks.len(), "re-published tasks");
                     if let Err(e) = state
                         .store
@@ -682,7 +853,10 @@ pub async fn republish(state: AppState, token: CancellationToken) {
                         tracing::error!(error = %e, "cannot mark re-published tasks");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "re-publishing deferred"),
+                Err(e) => {
+                    state.metrics.publish_failures.inc();
+                    tracing::warn!(error = %e, "re-publishing deferred")
+                }
             },
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot read unpublished tasks"),
@@ -706,8 +880,9 @@ mod ladder_tests {
             assert!((1..MAX_LADDER_LEVELS).contains(&n), "{m}: {n}");
             // The last level counted prices (these are cheap), the next one is past the end.
             let fresh = Cancel::new();
-            assert!(m.price(&case.problem, n as usize - 1, &fresh).unwrap().is_some(), "{m}");
-            assert!(m.price(&case.problem, n as usize, &fresh).unwrap().is_none(), "{m}");
+            let priced = |level: u32| m.price(&case.problem, level as usize, &fresh).unwrap();
+            assert!(priced(n - 1).is_some(), "{m}");
+            assert!(priced(n).is_none(), "{m}");
         }
     }
 }

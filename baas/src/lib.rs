@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod plot;
 pub mod publisher;
 pub mod ranking;
@@ -102,6 +103,8 @@ pub struct AppState {
     pub auth: Arc<auth::Tokens>,
     /// CORS origins.
     pub cors_origins: Arc<Vec<String>>,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -117,6 +120,7 @@ impl AppState {
             limits: Limits::default(),
             auth: Arc::new(auth::Tokens::default()),
             cors_origins: Arc::new(Vec::new()),
+            metrics: metrics::Metrics::new(),
         }
     }
 }
@@ -159,7 +163,10 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
     state.limits.max_tasks_per_job = config.max_tasks_per_job.max(1);
     state.auth = Arc::new(auth::Tokens::from_env_and_file(config.api_token_file.as_deref())?);
     if !state.auth.is_empty() {
-        tracing::info!(tokens = state.auth.len(), "mutating endpoints require a bearer token");
+        tracing::info!(
+            tokens = state.auth.len(),
+            "mutating endpoints require a bearer token"
+        );
     }
     state.cors_origins = Arc::new(config.cors_origins.clone());
 

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, mpsc};
 
 use protocol::TaskMessage;
-use protocol::control::Control;
 use protocol::amqp::{self, AmqpError};
+use protocol::control::Control;
 use protocol::topology::{TASKS_EXCHANGE, TASKS_ROUTING_KEY};
 
 /// Publishing failed; the tasks stay unpublished in the store and are retried.
@@ -72,15 +72,23 @@ impl AmqpPublisher {
 #[async_trait]
 impl TaskPublisher for AmqpPublisher {
     async fn publish(&self, tasks: &[TaskMessage]) -> Result<(), PublishError> {
-        let mut guard = self.channel.lock().await;
-        let channel = self.usable_channel(&mut guard).await?;
+        // The lock only guards getting the channel: concurrent requests publish on it at once and await
+        // their own confirms (holding it across the confirm wait allowed one job per broker round trip).
+        let channel = {
+            let mut guard = self.channel.lock().await;
+            self.usable_channel(&mut guard).await?
+        };
         let messages: Vec<(String, Vec<u8>)> = tasks
             .iter()
             .map(|t| (t.task_id.to_string(), t.encode()))
             .collect();
         let sent = amqp::publish_confirmed(&channel, TASKS_EXCHANGE, TASKS_ROUTING_KEY, messages).await;
         if sent.is_err() {
-            *guard = None;
+            let mut guard = self.channel.lock().await;
+            // Drop it only if nobody replaced it meanwhile.
+            if guard.as_ref().is_some_and(|(_, ch)| ch.id() == channel.id()) {
+                *guard = None;
+            }
         }
         Ok(sent?)
     }

@@ -117,7 +117,9 @@ pub fn pool_replicas<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> V
         .filter_map(|rs| {
             let mut pooled: Option<TaskResult> = None;
             for r in &rs {
-                let Outcome::Succeeded(m) = &r.outcome else { continue };
+                let Outcome::Succeeded(m) = &r.outcome else {
+                    continue;
+                };
                 match &mut pooled {
                     None => pooled = Some((*r).clone()),
                     Some(p) => {
@@ -198,7 +200,10 @@ mod tests {
         let fd = ranked.iter().find(|e| e.method == "fd").unwrap();
         assert_eq!(fd.standing, Standing::Missed, "one replica missed");
         assert_eq!(fd.relerr, Some(2e-4));
-        assert_eq!(ranked.iter().find(|e| e.method == "mc").unwrap().standing, Standing::Failed);
+        assert_eq!(
+            ranked.iter().find(|e| e.method == "mc").unwrap().standing,
+            Standing::Failed
+        );
         assert_eq!(ranked.len(), 3);
     }
 
@@ -279,6 +284,30 @@ mod tests {
     }
 }
 
+/// A ladder job's method counts as one run on a leaderboard: where one job priced a method at several
+/// levels, keep its [`per_method`] choice; other results (tuned tasks, replicas) stay as they are.
+fn collapse_ladders<'a>(results: impl IntoIterator<Item = &'a TaskResult>) -> Vec<&'a TaskResult> {
+    let mut by_job: std::collections::BTreeMap<(uuid::Uuid, &str), Vec<&TaskResult>> = Default::default();
+    for r in results {
+        by_job.entry((r.job_id, r.method.as_str())).or_default().push(r);
+    }
+    by_job
+        .into_values()
+        .flat_map(|rs| {
+            let mut levels: Vec<u32> = rs
+                .iter()
+                .filter_map(|r| match &r.outcome {
+                    Outcome::Succeeded(m) => Some(m.level),
+                    Outcome::Failed { .. } => None,
+                })
+                .collect();
+            levels.sort_unstable();
+            levels.dedup();
+            if levels.len() > 1 { per_method(rs) } else { rs }
+        })
+        .collect()
+}
+
 /// Aggregate every result of a problem into its leaderboard: methods that reached the tolerance at
 /// least once, by their best time; then the others by their best error.
 pub fn leaderboard<'a>(
@@ -286,7 +315,7 @@ pub fn leaderboard<'a>(
 ) -> Vec<protocol::api::LeaderboardEntry> {
     use std::collections::BTreeMap;
     let mut by_method: BTreeMap<&str, Vec<&TaskResult>> = BTreeMap::new();
-    for r in results {
+    for r in collapse_ladders(results) {
         by_method.entry(r.method.as_str()).or_default().push(r);
     }
     let mut entries: Vec<protocol::api::LeaderboardEntry> = by_method
@@ -405,5 +434,29 @@ mod leaderboard_tests {
         );
         assert_eq!(board[2].best_relerr, Some(1e-3));
         assert_eq!(board[1].worker.as_deref(), Some("w-0.001"));
+    }
+
+    #[test]
+    fn a_ladder_job_counts_as_one_run_at_its_cheapest_level_that_reached() {
+        let sweep = Uuid::new_v4();
+        let level = |level: u32, reached: bool, time: f64| {
+            let mut r = run("fd", reached, if reached { 1e-5 } else { 1e-2 }, time);
+            r.job_id = sweep;
+            if let Outcome::Succeeded(m) = &mut r.outcome {
+                m.level = level;
+            }
+            r
+        };
+        let rs = [
+            level(0, false, 0.001),
+            level(1, true, 0.002),
+            level(2, true, 0.004),
+            run("fd", true, 5e-5, 0.003),
+        ];
+        let board = leaderboard(&rs);
+        assert_eq!(board.len(), 1);
+        assert_eq!((board[0].runs, board[0].reached), (2, 2), "the sweep is one run");
+        assert_eq!(board[0].best_time_s, Some(0.002));
+        assert_eq!(board[0].median_time_s, Some(0.0025));
     }
 }

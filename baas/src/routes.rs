@@ -39,6 +39,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
             `{code, message, details}` with stable codes (see README)."
     ),
     modifiers(&BearerScheme),
+    components(schemas(PlotKind)),
     tags(
         (name = "jobs", description = "Submit jobs and read their rankings"),
         (name = "catalogue", description = "The BENCHOP problems and the methods"),
@@ -77,7 +78,14 @@ pub fn app(state: AppState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .layer(cors(&state.cors_origins))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -115,8 +123,15 @@ fn add_job_examples(openapi: &mut utoipa::openapi::OpenApi) {
         "A BENCHOP problem by id".to_owned(),
         json!({"problem": "4a", "methods": ["cos", "fft", "closed-form"], "tolerance": 1e-4, "repeats": 3}),
     )];
-    for (i, (summary, spec)) in protocol::problem_spec::ProblemSpec::examples().into_iter().enumerate() {
-        examples.push((format!("custom-{}", i + 1), format!("Custom: {summary}"), json!({ "problem": spec })));
+    for (i, (summary, spec)) in protocol::problem_spec::ProblemSpec::examples()
+        .into_iter()
+        .enumerate()
+    {
+        examples.push((
+            format!("custom-{}", i + 1),
+            format!("Custom: {summary}"),
+            json!({ "problem": spec }),
+        ));
     }
     for (name, summary, value) in examples {
         let example = ExampleBuilder::new().summary(summary).value(Some(value)).build();
@@ -154,6 +169,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(healthz))
+        .routes(routes!(metrics))
         .routes(routes!(readyz))
         .routes(routes!(problems))
         .routes(routes!(problem))
@@ -185,6 +201,19 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Prometheus metrics (text exposition format): HTTP requests and latency by route, jobs accepted,
+/// tasks published, results by outcome, dead letters, publish failures.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String)
+))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
 /// Readiness: the job store answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
@@ -200,8 +229,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// The BENCHOP catalogue: every problem with its parameters, evaluation points, reference values and
 /// the methods that apply.
 #[utoipa::path(get, path = "/v1/problems", tag = "catalogue", responses((status = 200, description = "Every problem", body = [ProblemView])))]
-async fn problems() -> Json<Vec<ProblemView>> {
-    Json(catalogue::cases().iter().map(ProblemView::from_case).collect())
+async fn problems() -> Response {
+    // The catalogue is static: serialise it once (it is the hottest read endpoint under load).
+    static BODY: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let views: Vec<ProblemView> = catalogue::cases().iter().map(ProblemView::from_case).collect();
+        serde_json::to_vec(&views).unwrap_or_default().into()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
 }
 
 /// One problem of the catalogue.
@@ -256,7 +291,11 @@ async fn create_job(
     let (accepted, created) = jobs::submit_once(&state, request, key).await?;
     let location = accepted.links.self_.clone();
     // A replayed request (same Idempotency-Key and body) gets the original job with 200.
-    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, [(header::LOCATION, location)], Json(accepted)).into_response())
 }
 
@@ -264,7 +303,9 @@ async fn create_job(
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
 fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, AppError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let bad = |reason: &str| AppError::BadRequest {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_idempotency_key",
@@ -281,7 +322,7 @@ fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, Ap
 /// Cancel a job: tasks without a result are revoked (running ones are stopped by their workers) and
 /// recorded as `cancelled`; results that arrive later are ignored. Cancelling twice is harmless.
 #[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Job id (UUID)")),
     security((), ("bearer" = [])),
     responses(
         (status = 202, description = "Cancelled; the job as it is now", body = JobView),
@@ -298,7 +339,7 @@ async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Re
 
 /// Run a failed or dead-lettered task again (same task id; its job re-opens until the result arrives).
 #[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "jobs",
-    params(("id" = String, Path, description = "Task id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Task id (UUID)")),
     security((), ("bearer" = [])),
     responses(
         (status = 202, description = "Re-queued", body = Object,
@@ -349,8 +390,11 @@ fn parse_id(id: &str) -> Result<Uuid, AppError> {
 /// script can submit and then block on one GET.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(
-        ("id" = String, Path, description = "Job id (UUID)"),
-        ("wait" = Option<u64>, Query, description = "Seconds to wait for completion (0…60)")
+        ("id" = uuid::Uuid, Path, description = "Job id (UUID)"),
+        ("wait" = Option<u64>, Query, maximum = 60, description = "Seconds to wait for completion (0…60)"),
+        ("tasks" = Option<String>, Query, description = "Which tasks to list: `all` (default), `failed`, or \
+            `none` (cheap polling of big jobs: while the job runs only its counters are read and the ranking \
+            is empty)")
     ),
     responses(
         (status = 200, description = "The job", body = JobView),
@@ -368,10 +412,12 @@ async fn job(
     let mut updates = state.updates.subscribe();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let view = jobs::view(&state, id).await?.ok_or(AppError::NotFound {
-            code: "job_not_found",
-            what: format!("job {id}"),
-        })?;
+        let view = jobs::view_with(&state, id, q.tasks.unwrap_or_default())
+            .await?
+            .ok_or(AppError::NotFound {
+                code: "job_not_found",
+                what: format!("job {id}"),
+            })?;
         if view.status.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
         }
@@ -393,6 +439,7 @@ pub const MAX_WAIT_SECS: u64 = 60;
 #[derive(Debug, Deserialize)]
 struct WaitQuery {
     wait: Option<u64>,
+    tasks: Option<jobs::TaskList>,
 }
 
 fn query_rejection(e: axum::extract::rejection::QueryRejection) -> AppError {
@@ -407,10 +454,10 @@ fn query_rejection(e: axum::extract::rejection::QueryRejection) -> AppError {
 /// Progress of a job as server-sent events: `progress` (`{done, total, failed, status}`) on every
 /// result, then `completed` with the whole job, then the stream ends.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs",
-    params(("id" = String, Path, description = "Job id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Job id (UUID)")),
     responses(
         (status = 200, description = "`text/event-stream` of `progress` events and a final `completed` event \
-            carrying the JobView", content_type = "text/event-stream", body = String),
+            carrying the JobView", content_type = "text/event-stream", body = protocol::api::SseFrame),
         (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
         (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
     ))]
@@ -485,6 +532,7 @@ struct ToleranceQuery {
     ),
     responses(
         (status = 200, description = "The leaderboard", body = Leaderboard),
+        (status = 400, description = "Bad query (`invalid_query`)", body = ApiError),
         (status = 404, description = "No such problem (`unknown_problem`)", body = ApiError)
     ))]
 async fn leaderboard(
@@ -512,7 +560,10 @@ async fn leaderboard(
 /// Best time to the tolerance for every problem × method, over all completed runs.
 #[utoipa::path(get, path = "/v1/rankings", tag = "rankings",
     params(("tolerance" = Option<f64>, Query, description = "Tolerance of the runs (default 1e-4)")),
-    responses((status = 200, description = "The matrix", body = LeaderboardMatrix)))]
+    responses(
+        (status = 200, description = "The matrix", body = LeaderboardMatrix),
+        (status = 400, description = "Bad query (`invalid_query`)", body = ApiError)
+    ))]
 async fn leaderboard_matrix(
     State(state): State<AppState>,
     query: Result<Query<ToleranceQuery>, axum::extract::rejection::QueryRejection>,
@@ -579,12 +630,17 @@ async fn list_jobs(
     let Query(q) = query.map_err(query_rejection)?;
     let before_seq = match q.cursor.as_deref() {
         None => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| AppError::BadRequest {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_cursor",
-            message: format!("`{c}` is not a cursor from a previous page"),
-            details: serde_json::Value::Null,
-        })?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| AppError::BadRequest {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "invalid_cursor",
+                    message: format!("`{c}` is not a cursor from a previous page"),
+                    details: serde_json::Value::Null,
+                })?,
+        ),
     };
     let filter = crate::store::JobFilter {
         status: q.status,
@@ -617,7 +673,9 @@ async fn list_jobs(
             })
         })
         .collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next.map(|n| n.to_string()) })))
+    Ok(Json(
+        json!({ "items": items, "next_cursor": next.map(|n| n.to_string()) }),
+    ))
 }
 
 /// Which chart a plot endpoint draws.
@@ -645,7 +703,7 @@ fn svg(body: String) -> Response {
 /// point per method otherwise) or, with `kind=bars`, the time to the tolerance per method.
 #[utoipa::path(get, path = "/v1/jobs/{id}/plot.svg", tag = "jobs",
     params(
-        ("id" = String, Path, description = "Job id (UUID)"),
+        ("id" = uuid::Uuid, Path, description = "Job id (UUID)"),
         ("kind" = Option<PlotKind>, Query, description = "`work-precision` (default) or `bars`")
     ),
     responses(
@@ -737,6 +795,7 @@ mod tests {
         );
         for path in [
             "/healthz",
+            "/metrics",
             "/readyz",
             "/v1/problems",
             "/v1/problems/{id}",

@@ -286,7 +286,8 @@ impl Store {
                 return Ok(Some((job, Vec::new())));
             }
             let pending: Vec<TaskMessage> = {
-                let mut stmt = tx.prepare("SELECT message FROM tasks WHERE job_id = ?1 AND result IS NULL")?;
+                let mut stmt =
+                    tx.prepare("SELECT message FROM tasks WHERE job_id = ?1 AND result IS NULL")?;
                 let rows = stmt.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
                 let mut out = Vec::new();
                 for row in rows {
@@ -334,9 +335,13 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let Some((job_id, message, result)) = row else { return Ok(Retry::UnknownTask) };
+            let Some((job_id, message, result)) = row else {
+                return Ok(Retry::UnknownTask);
+            };
             let cancelled: Option<i64> =
-                tx.query_row("SELECT cancelled_ms FROM jobs WHERE id = ?1", [&job_id], |r| r.get(0))?;
+                tx.query_row("SELECT cancelled_ms FROM jobs WHERE id = ?1", [&job_id], |r| {
+                    r.get(0)
+                })?;
             if cancelled.is_some() {
                 return Ok(Retry::JobCancelled);
             }
@@ -380,7 +385,9 @@ impl Store {
     pub async fn task_message(&self, id: Uuid) -> Result<Option<TaskMessage>, StoreError> {
         self.call(move |c| {
             let message: Option<String> = c
-                .query_row("SELECT message FROM tasks WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                .query_row("SELECT message FROM tasks WHERE id = ?1", [id.to_string()], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             Ok(message.map(|m| serde_json::from_str(&m)).transpose()?)
         })
@@ -409,30 +416,79 @@ impl Store {
 
     /// Record a result exactly once per task; later copies are counted and ignored.
     pub async fn record_result(&self, result: TaskResult, now_ms: u64) -> Result<Recorded, StoreError> {
+        let mut recorded = self.record_results(vec![result], now_ms).await?;
+        Ok(recorded.pop().unwrap_or(Recorded::UnknownTask))
+    }
+
+    /// Record a batch of results in one transaction (one commit for many results: the result consumer
+    /// drains what the broker has delivered and stores it at once). Idempotent per task like
+    /// [`record_result`](Self::record_result); the answers are in the order of `results`.
+    pub async fn record_results(
+        &self,
+        results: Vec<TaskResult>,
+        now_ms: u64,
+    ) -> Result<Vec<Recorded>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction()?;
-            let id = result.task_id.to_string();
-            let job: Option<String> = tx
-                .query_row("SELECT job_id FROM tasks WHERE id = ?1", [&id], |r| r.get(0))
-                .optional()?;
-            let Some(job_id) = job else { return Ok(Recorded::UnknownTask) };
-            tx.execute("UPDATE tasks SET result_deliveries = result_deliveries + 1 WHERE id = ?1", [&id])?;
-            let stored = tx.execute(
-                "UPDATE tasks SET result = ?2, published = 1 WHERE id = ?1 AND result IS NULL",
-                params![id, serde_json::to_string(&result)?],
-            )?;
-            let recorded = if stored == 0 {
-                Recorded::Duplicate
-            } else {
-                tx.execute("UPDATE jobs SET n_done = n_done + 1 WHERE id = ?1", [&job_id])?;
-                let finished = tx.execute(
-                    "UPDATE jobs SET finished_ms = ?2 WHERE id = ?1 AND n_done = n_tasks AND finished_ms IS NULL",
-                    params![job_id, now_ms as i64],
+            let mut out = Vec::with_capacity(results.len());
+            {
+                let mut find = tx.prepare_cached("SELECT job_id FROM tasks WHERE id = ?1")?;
+                let mut count = tx
+                    .prepare_cached("UPDATE tasks SET result_deliveries = result_deliveries + 1 WHERE id = ?1")?;
+                let mut store = tx.prepare_cached(
+                    "UPDATE tasks SET result = ?2, published = 1 WHERE id = ?1 AND result IS NULL",
                 )?;
-                Recorded::New { job_finished: finished == 1 }
-            };
+                let mut done = tx.prepare_cached("UPDATE jobs SET n_done = n_done + 1 WHERE id = ?1")?;
+                let mut finish = tx.prepare_cached(
+                    "UPDATE jobs SET finished_ms = ?2 WHERE id = ?1 AND n_done = n_tasks AND finished_ms IS NULL",
+                )?;
+                for result in &results {
+                    let id = result.task_id.to_string();
+                    let job: Option<String> = find.query_row([&id], |r| r.get(0)).optional()?;
+                    let Some(job_id) = job else {
+                        out.push(Recorded::UnknownTask);
+                        continue;
+                    };
+                    count.execute([&id])?;
+                    let stored = store.execute(params![id, serde_json::to_string(result)?])?;
+                    out.push(if stored == 0 {
+                        Recorded::Duplicate
+                    } else {
+                        done.execute([&job_id])?;
+                        let finished = finish.execute(params![job_id, now_ms as i64])?;
+                        Recorded::New {
+                            job_finished: finished == 1,
+                        }
+                    });
+                }
+            }
             tx.commit()?;
-            Ok(recorded)
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A job's record and how many of its tasks failed, without reading the tasks' results: the cheap
+    /// view for polling big jobs.
+    pub async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
+        self.call(move |c| {
+            let Some(job) = c
+                .query_row(
+                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                    [id.to_string()],
+                    job_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let failed: u32 = c.query_row(
+                "SELECT COUNT(*) FROM tasks WHERE job_id = ?1 AND result IS NOT NULL
+                 AND json_extract(result, '$.outcome.status') = 'failed'",
+                [id.to_string()],
+                |r| r.get(0),
+            )?;
+            Ok(Some((job, failed)))
         })
         .await
     }
@@ -514,7 +570,9 @@ impl Store {
             sql.push_str(" ORDER BY seq DESC LIMIT ?");
             args.push(((filter.limit + 1) as i64).into());
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| Ok((job_row(r)?, r.get::<_, i64>(9)?)))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((job_row(r)?, r.get::<_, i64>(9)?))
+            })?;
             let mut jobs = rows.collect::<Result<Vec<_>, _>>()?;
             let next = if jobs.len() > filter.limit {
                 jobs.truncate(filter.limit);
@@ -613,6 +671,7 @@ mod tests {
             repeats: 3,
             level: None,
             time_limit_ms: 1000,
+            probe: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod bench;
 mod client;
+mod loadtest;
 mod standalone;
 mod table;
 
@@ -178,6 +179,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load-test the real system over RabbitMQ: trivial tasks through baas and worker processes, beside
+    /// the bare broker's ceiling (tasks/s, round-trip percentiles, CPU per task, peak memory).
+    Loadtest(loadtest::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -374,6 +378,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             client::plot(&remote, target, kind, output, json).await?
         }
+        Command::Loadtest(args) => loadtest::run(args).await?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "benchop", &mut std::io::stdout());
         }

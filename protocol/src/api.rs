@@ -46,6 +46,12 @@ pub struct JobRequest {
     /// level. Default false; cannot be combined with `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ladder: Option<bool>,
+    /// Load-testing/diagnostic option: workers run this trivial probe (`{"kind": "noop"}`, or
+    /// `{"kind": "spin", "micros": 1000}` to busy-wait up to 1e6 µs) instead of pricing, and still publish a
+    /// normal result with confirms, ack late and emit the usual events. `benchop loadtest` uses it with
+    /// `replicas` to measure the system's own per-task overhead. Default: absent (real pricing tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::task::Probe>,
 }
 
 impl JobRequest {
@@ -58,6 +64,7 @@ impl JobRequest {
             repeats: None,
             replicas: None,
             ladder: None,
+            probe: None,
         }
     }
 }
@@ -213,7 +220,8 @@ impl ValidJob {
             e => ValidationError::ReferenceUnavailable(e.to_string()),
         })?;
         let needed = tolerance / REFERENCE_ACCURACY_FACTOR;
-        if !(r.error_estimate <= needed) {
+        // A NaN estimate is refused too.
+        if r.error_estimate.is_nan() || r.error_estimate > needed {
             return Err(ValidationError::ReferenceUnavailable(format!(
                 "the best reference found ({}) has an estimated relative error of {:.1e}, above {needed:.0e} \
                  (the tolerance / {REFERENCE_ACCURACY_FACTOR}); loosen the tolerance or simplify the problem",
@@ -243,6 +251,8 @@ pub struct ValidJob {
     pub replicas: u32,
     /// One task per ladder level instead of one tuned task per method.
     pub ladder: bool,
+    /// Run this load-testing probe instead of pricing.
+    pub probe: Option<crate::task::Probe>,
 }
 
 /// Why a job request was refused; each maps to a stable API error code.
@@ -343,6 +353,18 @@ impl JobRequest {
                 reason: "a ladder job prices each level once; leave `replicas` out".into(),
             });
         }
+        if let Some(probe) = &self.probe {
+            probe.check().map_err(|reason| ValidationError::InvalidField {
+                field: "probe",
+                reason,
+            })?;
+            if ladder {
+                return Err(ValidationError::InvalidField {
+                    field: "probe",
+                    reason: "a probe job does not price, so it has no ladder; leave `ladder` out".into(),
+                });
+            }
+        }
         let methods = match &self.methods {
             None => {
                 let all: Vec<_> = MethodId::ALL
@@ -350,7 +372,11 @@ impl JobRequest {
                     .filter(|m| m.applies_to(problem))
                     .collect();
                 if all.is_empty() {
-                    return Err(ValidationError::NoMethod(job_problem.id().to_owned()));
+                    let what = match &job_problem {
+                        JobProblem::Catalogue(c) => c.id.to_owned(),
+                        JobProblem::Custom { spec, .. } => spec.title(),
+                    };
+                    return Err(ValidationError::NoMethod(what));
                 }
                 all
             }
@@ -385,6 +411,7 @@ impl JobRequest {
             repeats,
             replicas,
             ladder,
+            probe: self.probe,
         })
     }
 }
@@ -674,10 +701,19 @@ pub struct ApiError {
     pub code: String,
     /// Human-readable message.
     pub message: String,
-    /// Extra structured information (field names, limits), or `null`.
+    /// Extra structured information (an object of limits, a list of `{field, reason}`), or `null`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub details: serde_json::Value,
+}
+
+/// One frame of a `text/event-stream` (documentation of the SSE endpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SseFrame {
+    /// Event name: `progress` or `completed`.
+    pub event: String,
+    /// JSON payload: progress counters, or the final JobView.
+    pub data: String,
 }
 
 /// One method on a problem's leaderboard: every completed run aggregated.
@@ -748,5 +784,36 @@ mod ladder_tests {
             Err(ValidationError::InvalidField { field, .. }) => assert_eq!(field, "ladder"),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+    use crate::task::Probe;
+
+    #[test]
+    fn a_probe_is_optional_and_validated() {
+        assert_eq!(JobRequest::for_problem("1aI").validate().unwrap().probe, None);
+        let request: JobRequest = serde_json::from_str(
+            r#"{"problem": "1aI", "methods": ["closed-form"], "replicas": 3, "probe": {"kind": "spin", "micros": 1000}}"#,
+        )
+        .unwrap();
+        let valid = request.validate().unwrap();
+        assert_eq!(valid.probe, Some(Probe::Spin { micros: 1000 }));
+        assert_eq!(valid.replicas, 3);
+        for bad in [
+            r#"{"problem": "1aI", "probe": {"kind": "spin", "micros": 1000001}}"#,
+            r#"{"problem": "1aI", "ladder": true, "probe": {"kind": "noop"}}"#,
+        ] {
+            let request: JobRequest = serde_json::from_str(bad).unwrap();
+            match request.validate() {
+                Err(ValidationError::InvalidField { field, .. }) => assert_eq!(field, "probe", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(
+            serde_json::from_str::<JobRequest>(r#"{"problem": "1aI", "probe": {"kind": "nope"}}"#).is_err()
+        );
     }
 }

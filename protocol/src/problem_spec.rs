@@ -1171,6 +1171,14 @@ mod tests {
             unreachable!()
         };
         assert_eq!(fields[0].field, "problem.model.rho");
+
+        // Valid, but no method prices an American option under Heston yet.
+        let mut american = example.clone();
+        american["instrument"]["type"] = json!("american");
+        let r: JobRequest = serde_json::from_value(json!({"problem": american})).unwrap();
+        let e = r.validate().unwrap_err();
+        assert_eq!(e.code(), "no_applicable_method");
+        assert!(e.to_string().contains("American call under Heston"), "{e}");
     }
 
     #[test]

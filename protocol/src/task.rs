@@ -49,6 +49,39 @@ pub struct TaskMessage {
     pub level: Option<u32>,
     /// The worker stops the kernel after this long and reports a time-out.
     pub time_limit_ms: u64,
+    /// Load-testing/diagnostic probe: run this instead of the pricing kernel. Absent: a normal task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+}
+
+/// Longest busy-wait a [`Probe::Spin`] may ask for, in microseconds (one second).
+pub const MAX_PROBE_MICROS: u64 = 1_000_000;
+
+/// A trivial task for load tests and diagnostics: the worker runs it instead of a pricing kernel and
+/// still publishes a normal result (with a confirm), acks late and emits the usual events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Probe {
+    /// Do nothing: measures the system's own per-task overhead.
+    Noop,
+    /// Busy-wait this many microseconds (at most [`MAX_PROBE_MICROS`]): a stand-in for a short kernel.
+    Spin {
+        /// Microseconds to spin.
+        micros: u64,
+    },
+}
+
+impl Probe {
+    /// Check the probe's parameters.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Probe::Noop => Ok(()),
+            Probe::Spin { micros } if micros <= MAX_PROBE_MICROS => Ok(()),
+            Probe::Spin { micros } => Err(format!(
+                "spin micros must be at most {MAX_PROBE_MICROS}, got {micros}"
+            )),
+        }
+    }
 }
 
 /// Why a task failed; says whether retrying could help.
@@ -228,7 +261,35 @@ mod tests {
             repeats: 3,
             level: None,
             time_limit_ms: 60_000,
+            probe: None,
         }
+    }
+
+    #[test]
+    fn probes_round_trip_and_are_validated() {
+        let mut t = example_task();
+        t.probe = Some(Probe::Spin { micros: 1000 });
+        let json: serde_json::Value = serde_json::from_slice(&t.encode()).unwrap();
+        assert_eq!(json["probe"], serde_json::json!({"kind": "spin", "micros": 1000}));
+        assert_eq!(TaskMessage::decode(&t.encode()).unwrap(), t);
+        let noop: Probe = serde_json::from_str(r#"{"kind":"noop"}"#).unwrap();
+        assert_eq!(noop, Probe::Noop);
+        assert!(noop.check().is_ok());
+        assert!(
+            Probe::Spin {
+                micros: MAX_PROBE_MICROS
+            }
+            .check()
+            .is_ok()
+        );
+        assert!(
+            Probe::Spin {
+                micros: MAX_PROBE_MICROS + 1
+            }
+            .check()
+            .is_err()
+        );
+        assert!(serde_json::from_str::<Probe>(r#"{"kind":"sleep"}"#).is_err());
     }
 
     #[test]

@@ -153,6 +153,22 @@ async fn submit_wait_status_watch_leaderboard_and_plot_through_the_cli() {
         svg_groups(&svg, "series", "circle"),
         BTreeMap::from([("closed-form".to_owned(), 1), ("cos".to_owned(), 1)])
     );
+    // The endpoint itself: SVG content type, JSON errors with stable codes.
+    let http = crate::support::client();
+    let response = http
+        .get(format!("{s}/v1/jobs/{id}/plot.svg?kind=bars"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    let bad_kind = http
+        .get(format!("{s}/v1/jobs/{id}/plot.svg?kind=pie"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_kind.status(), 400);
+    assert_eq!(bad_kind.json::<Value>().await.unwrap()["code"], "invalid_query");
     let bars = benchop(s, &["plot", "--problem", "1aI", "--kind", "bars"])
         .await
         .ok()

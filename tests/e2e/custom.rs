@@ -199,6 +199,51 @@ async fn bad_custom_problems_are_refused_with_field_paths_and_fine_grid_referenc
         "{job:#}"
     );
 
+    // Local volatility from a formula crosses the wire as text and is priced by the workers' grids.
+    let (status, accepted) = post_job(
+        &http,
+        base,
+        &json!({"problem": {
+            "model": {"type": "local_vol", "s0": [90, 100, 110], "r": 0.03,
+                      "surface": {"type": "formula", "sigma": "0.2 + 0.1*exp(-t)*(S/100 - 1)^2"}},
+            "instrument": {"type": "european", "right": "put", "strike": 100, "maturity": 1}
+        }, "methods": ["fd"], "repeats": 1}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted:#}");
+    let job = support::wait_job(
+        &http,
+        base,
+        accepted["id"].as_str().unwrap(),
+        Duration::from_secs(180),
+    )
+    .await;
+    assert!(
+        job["reference"]["solver"]
+            .as_str()
+            .unwrap()
+            .ends_with("-richardson"),
+        "{job:#}"
+    );
+    let entry = &job["ranking"][0];
+    assert_eq!(entry["standing"], "reached", "{job:#}");
+    assert!(benchop::relerr(&values(&entry["values"]), &values(&job["reference"]["values"])) <= 1e-4);
+    // A formula with a syntax error is refused at its field.
+    let (status, e) = post_job(
+        &http,
+        base,
+        &json!({"problem": {
+            "model": {"type": "local_vol", "s0": [100], "r": 0.03, "surface": {"type": "formula", "sigma": "0.2 +* S"}},
+            "instrument": {"type": "european", "right": "put", "strike": 100, "maturity": 1}
+        }}),
+    )
+    .await;
+    assert_eq!(
+        (status, e["details"][0]["field"].as_str()),
+        (422, Some("problem.model.surface.sigma")),
+        "{e:#}"
+    );
+
     // The OpenAPI description carries an example per family.
     let doc: Value = http
         .get(format!("{base}/openapi.json"))

@@ -7,9 +7,11 @@ mod custom;
 mod deploy;
 mod faults;
 mod jobs_api;
+mod loadtest;
 mod monitor;
 mod resilience;
 mod scale_out;
+mod schemathesis;
 mod support;
 
 use std::collections::HashSet;

@@ -5,12 +5,16 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use benchop::{Cancel, MethodId, Problem, catalogue, tune};
+use protocol::task::Probe;
 use protocol::{FailureKind, Measurement, Outcome, ProblemRef, SCHEMA_VERSION, TaskMessage, TaskResult};
 
 /// Price, tune and time one task. Never panics on bad input: every problem becomes a failed outcome.
 pub fn execute(task: &TaskMessage, worker: &str, cancel: &Cancel) -> TaskResult {
     let started_ms = protocol::task::now_ms();
-    let outcome = outcome(task, cancel);
+    let outcome = match task.probe {
+        Some(probe) => probe_outcome(probe, cancel),
+        None => outcome(task, cancel),
+    };
     TaskResult {
         schema_version: SCHEMA_VERSION,
         task_id: task.task_id,
@@ -26,6 +30,35 @@ pub fn execute(task: &TaskMessage, worker: &str, cancel: &Cancel) -> TaskResult 
 /// The cancellation flag for a task: its time limit counted from now.
 pub fn cancel_for(task: &TaskMessage) -> Cancel {
     Cancel::with_deadline(Instant::now() + Duration::from_millis(task.time_limit_ms.max(1)))
+}
+
+/// Run a load-testing probe instead of a kernel: a success with no values, timed like a kernel run.
+fn probe_outcome(probe: Probe, cancel: &Cancel) -> Outcome {
+    let start = Instant::now();
+    let setting = match probe {
+        Probe::Noop => "probe: noop".to_owned(),
+        Probe::Spin { micros } => {
+            let until = start + Duration::from_micros(micros.min(protocol::task::MAX_PROBE_MICROS));
+            while Instant::now() < until {
+                if cancel.check().is_err() {
+                    return failed(FailureKind::Cancelled, "probe cancelled");
+                }
+                std::hint::spin_loop();
+            }
+            format!("probe: spin {micros} µs")
+        }
+    };
+    Outcome::Succeeded(Measurement {
+        values: Vec::new(),
+        std_errors: None,
+        reference: Vec::new(),
+        relerr: 0.0,
+        reached: true,
+        level: 0,
+        setting,
+        times_s: vec![start.elapsed().as_secs_f64()],
+        threads: 1,
+    })
 }
 
 fn failed(kind: FailureKind, reason: impl Into<String>) -> Outcome {
@@ -44,11 +77,11 @@ struct Resolved {
 }
 
 /// Look a catalogue problem up, or rebuild a custom one from its spec, with the reference baas shipped.
-fn resolve(problem: &ProblemRef) -> Result<Resolved, Outcome> {
+fn resolve(problem: &ProblemRef) -> Result<Resolved, (FailureKind, String)> {
     match problem {
         ProblemRef::Catalogue(id) => {
             let case = catalogue::case(id)
-                .ok_or_else(|| failed(FailureKind::Invalid, format!("unknown problem `{id}`")))?;
+                .ok_or_else(|| (FailureKind::Invalid, format!("unknown problem `{id}`")))?;
             Ok(Resolved {
                 id: case.id.to_owned(),
                 problem: Cow::Borrowed(&case.problem),
@@ -58,14 +91,14 @@ fn resolve(problem: &ProblemRef) -> Result<Resolved, Outcome> {
         ProblemRef::Custom(custom) => {
             let problem = custom.spec.to_problem().map_err(|errors| {
                 let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                failed(
+                (
                     FailureKind::Invalid,
                     format!("invalid custom problem: {}", reasons.join("; ")),
                 )
             })?;
             let values = &custom.reference.values;
             if values.len() != problem.points().len() || values.iter().any(|v| !v.is_finite() || *v == 0.0) {
-                return Err(failed(
+                return Err((
                     FailureKind::Invalid,
                     format!(
                         "the custom problem's reference has {} value(s) for {} point(s), \
@@ -87,7 +120,7 @@ fn resolve(problem: &ProblemRef) -> Result<Resolved, Outcome> {
 fn outcome(task: &TaskMessage, cancel: &Cancel) -> Outcome {
     let case = match resolve(&task.problem) {
         Ok(r) => r,
-        Err(outcome) => return outcome,
+        Err((kind, reason)) => return failed(kind, reason),
     };
     let Some(method) = MethodId::from_name(&task.method) else {
         return failed(FailureKind::Invalid, format!("unknown method `{}`", task.method));
@@ -164,7 +197,33 @@ mod tests {
             repeats: 2,
             level: None,
             time_limit_ms: 60_000,
+            probe: None,
         }
+    }
+
+    #[test]
+    fn probes_run_instead_of_the_kernel() {
+        let mut t = task("nope", "nope");
+        t.probe = Some(Probe::Noop);
+        let r = execute(&t, "w", &cancel_for(&t));
+        let Outcome::Succeeded(m) = r.outcome else {
+            panic!("{:?}", r.outcome)
+        };
+        assert!(m.reached && m.values.is_empty() && m.times_s.len() == 1);
+        t.probe = Some(Probe::Spin { micros: 2000 });
+        let Outcome::Succeeded(m) = execute(&t, "w", &cancel_for(&t)).outcome else {
+            panic!("spin failed")
+        };
+        assert!(m.times_s[0] >= 0.002, "{:?}", m.times_s);
+        let cancel = Cancel::new();
+        cancel.cancel();
+        assert!(matches!(
+            execute(&t, "w", &cancel).outcome,
+            Outcome::Failed {
+                kind: FailureKind::Cancelled,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct Config {
     /// Seconds to let running tasks finish on shutdown before leaving them to be redelivered.
     #[arg(long, env = "WORKER_DRAIN_SECS", default_value_t = 30)]
     pub drain_secs: u64,
+    /// Publish task and worker events for the monitor (`false` turns them off, e.g. to measure their
+    /// cost with `benchop loadtest`).
+    #[arg(long, env = "WORKER_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub events: bool,
 }
 
 impl Config {
@@ -220,7 +224,11 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     worker.slots.store(u32::from(slots), Ordering::Relaxed);
     channel.basic_qos(slots, BasicQosOptions::default()).await?;
     let results = amqp::confirm_channel(&conn).await?;
-    let events: Arc<dyn EventSink> = Arc::new(AmqpEvents::spawn(conn.create_channel().await?));
+    let events: Arc<dyn EventSink> = if config.events {
+        Arc::new(AmqpEvents::spawn(conn.create_channel().await?))
+    } else {
+        Arc::new(protocol::NoEvents)
+    };
     let mut tag = format!("{}-{}", worker.name(), uuid::Uuid::new_v4().simple());
     let mut consumer = channel
         .basic_consume(

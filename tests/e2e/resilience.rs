@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use protocol::amqp;
-use protocol::topology::{DEAD_QUEUE, RESULTS_QUEUE, TASKS_EXCHANGE, TASKS_QUEUE, TASKS_ROUTING_KEY};
+use protocol::topology::{RESULTS_QUEUE, TASKS_EXCHANGE, TASKS_QUEUE, TASKS_ROUTING_KEY};
 
 use crate::broker_node::BrokerNode;
 use crate::support::{self, Baas, Proc, Vhost};
@@ -138,9 +138,10 @@ async fn baas_killed_mid_job_resumes_from_its_store_and_consumes_the_results_tha
     );
 }
 
-/// RabbitMQ stopped and started while a job runs (a node of the test's own): baas and the workers
-/// reconnect, re-declare and resubscribe; a job submitted during the outage is accepted and its tasks
-/// are published once the broker is back; both jobs complete with every task counted once.
+/// RabbitMQ stopped and started while a job runs (a node of the test's own): baas, the workers and the
+/// monitor reconnect, re-declare and resubscribe; a job submitted during the outage is accepted and its
+/// tasks are published once the broker is back; both jobs complete with every task counted once, and the
+/// monitor hears the workers' heartbeats again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_job_loses_nothing() {
     let started = Instant::now();
@@ -149,6 +150,18 @@ async fn a_broker_restart_mid_job_loses_nothing() {
     let baas = Baas::start(&broker.url()).await;
     let _a = worker("res-restart-a", &broker.url(), &[]);
     let _b = worker("res-restart-b", &broker.url(), &[]);
+    let monitor_addr = format!("127.0.0.1:{}", support::free_port());
+    let _monitor = Proc::spawn(
+        "monitor",
+        "monitor",
+        &[],
+        &[
+            ("AMQP_URL", broker.url()),
+            ("MONITOR_ADDR", monitor_addr.clone()),
+            ("RABBITMQ_MANAGEMENT_URL", "off".to_owned()),
+            ("BAAS_URL", baas.base.clone()),
+        ],
+    );
     let first = baas
         .submit(
             &http,
@@ -174,6 +187,7 @@ async fn a_broker_restart_mid_job_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker.start_app().await;
     let up_at = started.elapsed();
+    let up_at_ms = protocol::task::now_ms();
 
     for id in [&first, &second] {
         let job = support::wait_job(&http, &baas.base, id, Duration::from_secs(300)).await;
@@ -183,6 +197,35 @@ async fn a_broker_restart_mid_job_loses_nothing() {
             job["tasks"].as_array().unwrap().len(),
             "{job:#}"
         );
+    }
+    // The monitor reconnected and resubscribed too: it hears both workers' heartbeats again.
+    let wait = Instant::now();
+    loop {
+        let state: Value = http
+            .get(format!("http://{monitor_addr}/api/state"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let heard = |name: &str| {
+            let w = match &state["workers"] {
+                Value::Object(m) => m.get(name).cloned(),
+                Value::Array(a) => a.iter().find(|w| w["name"] == name).cloned(),
+                _ => None,
+            };
+            w.and_then(|w| w["last_heartbeat_ms"].as_u64().or(w["last_seen_ms"].as_u64()))
+                .is_some_and(|t| t > up_at_ms)
+        };
+        if heard("res-restart-a") && heard("res-restart-b") {
+            break;
+        }
+        assert!(
+            wait.elapsed() < Duration::from_secs(30),
+            "the monitor hears no heartbeat after the broker restart: {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!(
         "broker restart: down at {:.1} s, up at {:.1} s, both jobs completed at {:.1} s",
@@ -194,7 +237,8 @@ async fn a_broker_restart_mid_job_loses_nothing() {
 
 /// A task the broker dead-letters (here: its message was corrupted, so the worker rejects it) is
 /// recorded as failed in its job with the broker's reason, the job completes, a copy stays in the
-/// dead-letter queue, and `POST /v1/tasks/{id}/retry` runs it again to success.
+/// dead-letter queue where the monitor lists it, and a retry from the monitor (through baas's
+/// `POST /v1/tasks/{id}/retry`) runs it again to success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lettered_task_fails_in_its_job_and_a_retry_runs_it_again() {
     let vhost = Vhost::new("res-dead");
@@ -256,6 +300,19 @@ async fn a_dead_lettered_task_fails_in_its_job_and_a_retry_runs_it_again() {
             .unwrap();
     }
     let _w = worker("res-dead-w", &vhost.url(), &[]);
+    // The operator's view: a monitor reading the dead-letter queue over AMQP, retrying through baas.
+    let monitor = format!("127.0.0.1:{}", support::free_port());
+    let _monitor = Proc::spawn(
+        "monitor",
+        "monitor",
+        &[],
+        &[
+            ("AMQP_URL", vhost.url()),
+            ("MONITOR_ADDR", monitor.clone()),
+            ("RABBITMQ_MANAGEMENT_URL", "off".to_owned()),
+            ("BAAS_URL", baas.base.clone()),
+        ],
+    );
 
     let job = support::wait_job(&http, &baas.base, &id, Duration::from_secs(60)).await;
     check_every_task_once(&job);
@@ -279,28 +336,31 @@ async fn a_dead_lettered_task_fails_in_its_job_and_a_retry_runs_it_again() {
         "reached",
         "{job:#}"
     );
-    // The copy for operators is still in the dead-letter queue.
-    let dead = channel
-        .basic_get(DEAD_QUEUE.into(), BasicGetOptions::default())
-        .await
-        .unwrap()
-        .expect("a copy in the dead-letter queue");
-    assert_eq!(
-        dead.delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|s| s.to_string()),
-        Some(cos_id.clone())
-    );
-    dead.delivery
-        .reject(BasicRejectOptions { requeue: true })
-        .await
-        .unwrap();
+    // The copy for operators is still in the dead-letter queue, and the monitor shows it.
+    let wait = Instant::now();
+    loop {
+        let r = http.get(format!("http://{monitor}/api/queues/dead")).send().await;
+        let dead: Value = match r {
+            Ok(r) if r.status() == 200 => r.json().await.unwrap(),
+            _ => Value::Null,
+        };
+        let listed = dead
+            .as_array()
+            .is_some_and(|d| d.iter().any(|l| l["task_id"] == cos_id.as_str()));
+        if listed {
+            break;
+        }
+        assert!(
+            wait.elapsed() < Duration::from_secs(30),
+            "the monitor does not list the dead letter: {dead:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
-    // Retry: baas re-publishes the stored (intact) message; the job re-opens and completes.
+    // Retry from the monitor: it asks baas, which re-publishes the stored (intact) message; the job
+    // re-opens and completes.
     let r = http
-        .post(format!("{}/v1/tasks/{cos_id}/retry", baas.base))
+        .post(format!("http://{monitor}/api/tasks/{cos_id}/retry"))
         .send()
         .await
         .unwrap();

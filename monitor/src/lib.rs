@@ -284,8 +284,13 @@ async fn consume_session(
         };
         let Some(delivery) = next else { return Ok(()) };
         let delivery = delivery?;
-        match Event::decode(&delivery.data) {
-            Ok(event) => lock(shared).apply(&event),
+        match Event::decode_batch(&delivery.data) {
+            Ok(events) => {
+                let mut state = lock(shared);
+                for event in &events {
+                    state.apply(event);
+                }
+            }
             Err(e) => tracing::debug!(error = %e, "undecodable event ignored"),
         }
     }

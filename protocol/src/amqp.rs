@@ -198,6 +198,12 @@ fn is_ack(c: Confirmation) -> bool {
 /// Capacity of the in-memory event buffer in front of the broker; events beyond it are dropped.
 pub const EVENT_BUFFER: usize = 4096;
 
+/// Most events in one batched message.
+pub const MAX_EVENT_BATCH: usize = 256;
+
+/// How long the event publisher waits after an event for more to batch with it.
+pub const EVENT_LINGER: Duration = Duration::from_millis(1);
+
 /// An [`EventSink`](crate::EventSink) that publishes to the events exchange from a background task.
 ///
 /// Events are best-effort telemetry: persistent is not needed and no confirms are awaited. When the
@@ -209,24 +215,50 @@ pub struct AmqpEvents {
 
 impl AmqpEvents {
     /// Start publishing on `channel`; the task ends when every clone of the sink is dropped.
+    ///
+    /// Events that queue up while one is being published go out together: consecutive events of one
+    /// family (`job`, `task`, `worker`) become one message whose body is a JSON array, with routing key
+    /// `<family>.batch` (see [`Event::decode_batch`](crate::Event::decode_batch)); the publisher lingers
+    /// [`EVENT_LINGER`] after an event to collect more. A lone event is published as before, under its own
+    /// routing key.
     pub fn spawn(channel: Channel) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::Event>(EVENT_BUFFER);
         tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                let key = event.kind.routing_key();
-                let props = BasicProperties::default().with_content_type("application/json".into());
-                let sent = channel
-                    .basic_publish(
-                        topology::EVENTS_EXCHANGE.into(),
-                        key.into(),
-                        BasicPublishOptions::default(),
-                        &event.encode(),
-                        props,
-                    )
-                    .await;
-                if let Err(e) = sent {
-                    tracing::debug!(error = %e, "event not published");
+            let mut batch: Vec<crate::Event> = Vec::with_capacity(MAX_EVENT_BATCH);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                // Linger a moment so that under load one message carries many events (telemetry can wait
+                // a millisecond; the task path never waits for it).
+                tokio::time::sleep(EVENT_LINGER).await;
+                while batch.len() < MAX_EVENT_BATCH {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
                 }
+                for group in batch.chunk_by(|a, b| a.kind.family() == b.kind.family()) {
+                    let (key, body) = match group {
+                        [one] => (one.kind.routing_key().to_owned(), one.encode()),
+                        _ => (
+                            format!("{}.batch", group[0].kind.family()),
+                            crate::Event::encode_batch(group),
+                        ),
+                    };
+                    let props = BasicProperties::default().with_content_type("application/json".into());
+                    let sent = channel
+                        .basic_publish(
+                            topology::EVENTS_EXCHANGE.into(),
+                            key.as_str().into(),
+                            BasicPublishOptions::default(),
+                            &body,
+                            props,
+                        )
+                        .await;
+                    if let Err(e) = sent {
+                        tracing::debug!(error = %e, "events not published");
+                    }
+                }
+                batch.clear();
             }
         });
         Self { tx }

@@ -143,6 +143,12 @@ pub const ROUTING_KEYS: [&str; 12] = [
 ];
 
 impl EventKind {
+    /// The routing key's first part: `job`, `task` or `worker`. Batches group events by family.
+    pub fn family(&self) -> &'static str {
+        let key = self.routing_key();
+        key.split_once('.').map_or(key, |(family, _)| family)
+    }
+
     /// Routing key on the events exchange, e.g. `task.succeeded`.
     pub fn routing_key(&self) -> &'static str {
         match self {
@@ -180,6 +186,21 @@ impl Event {
     pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+
+    /// Encode several events as one JSON array (a batched message).
+    pub fn encode_batch(events: &[Event]) -> Vec<u8> {
+        crate::task::encode(&events)
+    }
+
+    /// Decode a message holding one event (a JSON object) or a batch (a JSON array of events).
+    pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Self>, serde_json::Error> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'[') {
+            serde_json::from_slice(bytes)
+        } else {
+            serde_json::from_slice(bytes).map(|e| vec![e])
+        }
+    }
 }
 
 /// Where a service sends its lifecycle events. Emitting never blocks and never fails: events are
@@ -199,6 +220,28 @@ impl EventSink for NoEvents {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn batches_round_trip_and_single_events_still_decode() {
+        let events = vec![
+            Event::now(EventKind::TaskStarted {
+                task_id: Uuid::nil(),
+                worker: "w".into(),
+            }),
+            Event::now(EventKind::WorkerOffline { worker: "w".into() }),
+        ];
+        assert_eq!(
+            Event::decode_batch(&Event::encode_batch(&events)).unwrap(),
+            events
+        );
+        assert_eq!(
+            Event::decode_batch(&events[0].encode()).unwrap(),
+            vec![events[0].clone()]
+        );
+        assert!(Event::decode_batch(b"[1, 2]").is_err());
+        assert_eq!(events[0].kind.family(), "task");
+        assert_eq!(events[1].kind.family(), "worker");
+    }
+
     use super::*;
 
     #[test]

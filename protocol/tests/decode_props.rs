@@ -15,6 +15,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = TaskMessage::decode(bytes);
     let _ = TaskResult::decode(bytes);
     let _ = Event::decode(bytes);
+    let _ = Event::decode_batch(bytes);
     let _ = Control::decode(bytes);
     if let Ok(request) = serde_json::from_slice::<JobRequest>(bytes) {
         let _ = request.validate();

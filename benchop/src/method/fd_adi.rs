@@ -128,6 +128,9 @@ struct Pde<'a> {
     y_lower_pde: bool,
     /// Dirichlet value at node (x, y) and time to maturity τ.
     boundary: Box<dyn Fn(f64, f64, f64) -> f64 + 'a>,
+    /// At x = x_max, instead of `boundary`, extrapolate the solution linearly from the two nodes inside
+    /// (u_xx = 0, with the values of the previous step).
+    x_upper_linear: bool,
 }
 
 impl Pde<'_> {
@@ -160,8 +163,14 @@ impl Pde<'_> {
         let (nx, ny) = (self.nx(), self.ny());
         let (xs, ys) = (&self.ax.x, &self.ay.x);
         for j in 0..ny {
-            u[nx * j] = (self.boundary)(xs[0], ys[j], tau);
-            u[nx * j + nx - 1] = (self.boundary)(xs[nx - 1], ys[j], tau);
+            let row = nx * j;
+            u[row] = (self.boundary)(xs[0], ys[j], tau);
+            u[row + nx - 1] = if self.x_upper_linear && j > 0 && j < ny - 1 {
+                let w = (xs[nx - 1] - xs[nx - 2]) / (xs[nx - 2] - xs[nx - 3]);
+                u[row + nx - 2] + w * (u[row + nx - 2] - u[row + nx - 3])
+            } else {
+                (self.boundary)(xs[nx - 1], ys[j], tau)
+            };
         }
         for i in 1..nx - 1 {
             u[i + nx * (ny - 1)] = (self.boundary)(xs[i], ys[ny - 1], tau);
@@ -587,6 +596,7 @@ fn heston_once(
         ly0,
         y_lower_pde: true,
         boundary: Box::new(boundary),
+        x_upper_linear: false,
     };
     let mut u: Vec<f64> = (0..n).map(|q| kind.payoff(pde.ax.x[q % nx], k)).collect();
     pde.set_boundary(&mut u, 0.0);
@@ -703,6 +713,7 @@ fn spread_once(
         ly0: Vec::new(),
         y_lower_pde: false,
         boundary: Box::new(boundary),
+        x_upper_linear: false,
     };
     let mut u: Vec<f64> = (0..n)
         .map(|q| (pde.ax.x[q % nx] - pde.ay.x[q / nx] - k).max(0.0))
@@ -777,6 +788,11 @@ fn sabr_once(
     let f_hi_p = points.iter().map(|p| p.0).fold(k0, f64::max);
     let sd_f = (m.alpha * k0.powf(m.beta) * t.sqrt() * (0.5 * m.nu * m.nu * t).exp()).max(1e-3 * k0);
     let f_max = (f_hi_p + 40.0 * sd_f).max(20.0 * f_hi_p);
+    let fm: f64 = std::env::var("FMAX")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let f_max_u = fm * f_hi_p;
     let (xs, ys) = if cfg.stretched {
         (
             sinh_nodes(0.0, f_max, k0, 0.2 * k0.min(sd_f), cfg.nx, refine),
@@ -784,7 +800,7 @@ fn sabr_once(
         )
     } else {
         (
-            sinh_nodes(0.0, f_max, k0, f64::INFINITY, cfg.nx, refine),
+            sinh_nodes(0.0, f_max_u, k0, f64::INFINITY, cfg.nx, refine),
             sinh_nodes(y_lo, y_hi, y_c, f64::INFINITY, cfg.ny, refine),
         )
     };
@@ -834,6 +850,7 @@ fn sabr_once(
         ly0: Vec::new(),
         y_lower_pde: false,
         boundary: Box::new(boundary),
+        x_upper_linear: !cfg.stretched,
     };
     let mut u: Vec<f64> = (0..n).map(|q| kind.payoff(pde.ax.x[q % nx], k0)).collect();
     pde.set_boundary(&mut u, 0.0);

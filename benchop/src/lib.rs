@@ -16,15 +16,15 @@
 //! ✓: the method reaches relerr ≤ 1e-4 on every case of the group (proved by `tests/reference.rs`);
 //! ±: a stochastic method, agreeing with the reference within four standard errors (it may or may not
 //! reach 1e-4 in reasonable time; a ranking reports misses with their error tier); a list names the cases
-//! of the group that are covered. SABR: fd-nu by 2-D ADI in (F, ln α); mc and qmc by conditional
-//! simulation, which needs ρ = 0 (set I only).
+//! of the group that are covered. SABR: fd-nu and fd by 2-D ADI in (F, ln α), on a sinh and on a uniform
+//! grid; mc and qmc by conditional simulation, which needs ρ = 0 (set I only).
 //!
 //! | method | 1a I/II | Greeks | 1b I/II | 1c I/II | 2a | 2b | 3a I/II | 4a | 5a | 6a | SLV-Heston | SABR I/II |
 //! |---|---|---|---|---|---|---|---|---|---|---|---|---|
 //! | closed-form | ✓ | ✓ |  | ✓ | ✓ |  |  | ✓ | ✓ | ✓ | ✓ |  |
 //! | cos | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |  | ✓ | ✓ | ✓ | ✓ |  |
 //! | fft | ✓ |  |  |  | ✓ |  |  | ✓ | ✓ |  | ✓ |  |
-//! | fd | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |  | ✓ | ✓ |  |  |
+//! | fd | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |  | ✓ | ✓ |  | ✓ |
 //! | fd-nu | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |  | ✓ | ✓ | ✓ |
 //! | tree | ✓ |  | ✓ |  | ✓ | ✓ |  |  |  |  |  |  |
 //! | mc | ± |  | ± | ± | ± |  | 3aI | ± | ± | ± | ± | SLV-SABR-I |

@@ -541,12 +541,15 @@ fn sabr_adi_with_vanishing_vol_of_vol_is_the_absorbed_cev_closed_form() {
             "β {beta}: {se:?}"
         );
         let p = sabr_problem(sabr(-0.5), kind, 1.5, 0.8, &strikes);
-        let t = benchop::tune::tune(MethodId::FdNu, &p, &closed, 1e-4, &Cancel::new()).unwrap();
-        assert!(
-            t.reached,
-            "β {beta} {kind:?}: fd-nu relerr {:.2e} at `{}`\n  fd  {:?}\n  cev {closed:?}",
-            t.relerr, t.estimate.setting, t.estimate.values
-        );
+        // Both grids: fd-nu (sinh in F) and fd (uniform in F and ln α).
+        for method in [MethodId::FdNu, MethodId::Fd] {
+            let t = benchop::tune::tune(method, &p, &closed, 1e-4, &Cancel::new()).unwrap();
+            assert!(
+                t.reached,
+                "β {beta} {kind:?}: {method} relerr {:.2e} at `{}`\n  fd  {:?}\n  cev {closed:?}",
+                t.relerr, t.estimate.setting, t.estimate.values
+            );
+        }
     }
 }
 
@@ -565,15 +568,17 @@ fn sabr_adi_matches_conditional_qmc_off_the_catalogue() {
     let p = sabr_problem(m, OptionKind::Put, 1.0, 1.0, &[0.85, 1.0, 1.2]);
     let q = MethodId::Qmc.price(&p, 3, &Cancel::new()).unwrap().unwrap();
     let se = q.std_errors.unwrap();
-    let t = benchop::tune::tune(MethodId::FdNu, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
-    for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
-        assert!(
-            (f - v).abs() <= 4.0 * s + 1e-4 * v,
-            "fd-nu {:?} vs qmc {:?} ± {se:?} (`{}`)",
-            t.estimate.values,
-            q.values,
-            t.estimate.setting
-        );
+    for method in [MethodId::FdNu, MethodId::Fd] {
+        let t = benchop::tune::tune(method, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
+        for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
+            assert!(
+                (f - v).abs() <= 4.0 * s + 1e-4 * v,
+                "{method} {:?} vs qmc {:?} ± {se:?} (`{}`)",
+                t.estimate.values,
+                q.values,
+                t.estimate.setting
+            );
+        }
     }
 }
 

@@ -108,7 +108,8 @@ impl MethodId {
             MethodId::Fd => {
                 "Finite differences on uniform grids with Richardson extrapolation: Crank–Nicolson with \
                  Rannacher start, American by operator splitting (Ikonen & Toivanen 2004), barriers, dividend \
-                 jumps, local volatility; Merton PIDE (d'Halluin, Forsyth & Vetzal 2005); 2-D ADI for the spread"
+                 jumps, local volatility; Merton PIDE (d'Halluin, Forsyth & Vetzal 2005); 2-D ADI for the spread \
+                 and for SABR (uniform in F and ln α)"
             }
             MethodId::FdNu => {
                 "Finite differences on grids concentrated at the strike (sinh stretching), as fd; plus 2-D \

@@ -627,11 +627,20 @@ async fn consume_session(
         )
         .await?;
     tracing::info!(queue = feed.queue(), "consuming");
+    // A consumer on a connection that died without an error frame may simply never yield again: check
+    // the connection now and then and start over when it is gone.
+    let mut liveness = tokio::time::interval(Duration::from_secs(2));
     loop {
         let delivery = tokio::select! {
             () = token.cancelled() => {
                 let _ = conn.close(200, "baas shutting down".into()).await;
                 return Ok(());
+            }
+            _ = liveness.tick() => {
+                if conn.status().connected() && channel.status().connected() {
+                    continue;
+                }
+                return Err(amqp::AmqpError::Stalled("the consumer's connection", Duration::from_secs(2)));
             }
             d = consumer.next() => d,
         };
@@ -652,31 +661,46 @@ async fn consume_session(
                     _ => break,
                 }
             }
-            handle_results(state, batch).await?;
+            // An ack on a connection that died mid-restart can wait forever: bound it and reconnect (the
+            // broker redelivers what was not acked; results are idempotent).
+            tokio::time::timeout(STALL_LIMIT, handle_results(state, batch))
+                .await
+                .map_err(|_| amqp::AmqpError::Stalled("storing and acking results", STALL_LIMIT))??;
             continue;
         }
         let disposition = match feed {
             Feed::Results => handle_result(state, &delivery.data).await,
             Feed::DeadLetters => handle_dead_letter(state, &delivery).await,
         };
-        match disposition {
-            Disposition::Ack => {
-                delivery.ack(BasicAckOptions::default()).await?;
-            }
-            Disposition::Reject => {
-                delivery.reject(BasicRejectOptions { requeue: false }).await?;
-            }
-            Disposition::Requeue => {
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await?;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+        tokio::time::timeout(STALL_LIMIT, settle(&delivery, disposition))
+            .await
+            .map_err(|_| amqp::AmqpError::Stalled("acking a delivery", STALL_LIMIT))??;
     }
+}
+
+/// Longest a broker acknowledgement may take before the session is presumed dead and reconnected.
+const STALL_LIMIT: Duration = Duration::from_secs(15);
+
+/// Ack, reject or requeue one delivery.
+async fn settle(
+    delivery: &lapin::message::Delivery,
+    disposition: Disposition,
+) -> Result<(), amqp::AmqpError> {
+    match disposition {
+        Disposition::Ack => delivery.ack(BasicAckOptions::default()).await?,
+        Disposition::Reject => delivery.reject(BasicRejectOptions { requeue: false }).await?,
+        Disposition::Requeue => {
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            true
+        }
+    };
+    Ok(())
 }
 
 /// Decode and store a batch of result deliveries, then ack them with one `multiple` ack (undecodable ones

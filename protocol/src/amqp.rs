@@ -25,6 +25,9 @@ pub enum AmqpError {
     /// The broker refused a message (negative confirm).
     #[error("the broker refused {0} message(s) (negative publisher confirm)")]
     Nacked(usize),
+    /// A broker operation did not complete in time (a connection that died without telling the client).
+    #[error("AMQP: {0} did not complete within {1:?}; the connection is presumed dead")]
+    Stalled(&'static str, Duration),
     /// Could not reach the broker in time.
     #[error(
         "cannot reach RabbitMQ at {url} after {waited:?}: {last}. Start it with `rabbitmq-server -detached` \

@@ -43,29 +43,15 @@ async fn mutating_endpoints_refuse_requests_without_a_valid_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = http
-        .post(format!("{}/v1/tasks/{}/retry", baas.base, uuid::Uuid::new_v4()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    let retry = http.post(format!("{}/v1/tasks/{}/retry", baas.base, uuid::Uuid::new_v4()));
+    assert_eq!(support::expect(retry, 401).await["code"], "unauthorized");
 
     let (status, accepted) = post_job(&http, &baas, &body, &[("authorization", "Bearer tok-two")]).await;
     assert_eq!(status, 202, "{accepted}");
     // Reads need no token.
     let id = accepted["id"].as_str().unwrap();
-    let r = http
-        .get(format!("{}/v1/jobs/{id}", baas.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = http
-        .get(format!("{}/v1/problems", baas.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    support::expect(http.get(format!("{}/v1/jobs/{id}", baas.base)), 200).await;
+    support::expect(http.get(format!("{}/v1/problems", baas.base)), 200).await;
 }
 
 /// A retried POST with the same `Idempotency-Key` returns the job it created (200, same id) and
@@ -84,14 +70,7 @@ async fn an_idempotency_key_makes_a_retried_submission_return_the_same_job() {
     assert_eq!(first["id"], second["id"]);
     assert_eq!(second["tasks"], 2);
 
-    let list: Value = http
-        .get(format!("{}/v1/jobs", baas.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = support::expect(http.get(format!("{}/v1/jobs", baas.base)), 200).await;
     assert_eq!(
         list["items"].as_array().unwrap().len(),
         1,

@@ -15,6 +15,24 @@ use protocol::topology::{RESULTS_QUEUE, TASKS_EXCHANGE, TASKS_QUEUE, TASKS_ROUTI
 use crate::broker_node::BrokerNode;
 use crate::support::{self, Baas, Proc, Vhost};
 
+/// A monitor process on a free port (AMQP only, no management API), retrying through `baas`; returns it
+/// and its `host:port`.
+fn monitor(amqp_url: &str, baas: &Baas) -> (Proc, String) {
+    let addr = format!("127.0.0.1:{}", support::free_port());
+    let proc_ = Proc::spawn(
+        "monitor",
+        "monitor",
+        &[],
+        &[
+            ("AMQP_URL", amqp_url.to_owned()),
+            ("MONITOR_ADDR", addr.clone()),
+            ("RABBITMQ_MANAGEMENT_URL", "off".to_owned()),
+            ("BAAS_URL", baas.base.clone()),
+        ],
+    );
+    (proc_, addr)
+}
+
 fn worker(name: &str, amqp_url: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["--name", name];
     args.extend_from_slice(extra);
@@ -150,18 +168,7 @@ async fn a_broker_restart_mid_job_loses_nothing() {
     let baas = Baas::start(&broker.url()).await;
     let _a = worker("res-restart-a", &broker.url(), &[]);
     let _b = worker("res-restart-b", &broker.url(), &[]);
-    let monitor_addr = format!("127.0.0.1:{}", support::free_port());
-    let _monitor = Proc::spawn(
-        "monitor",
-        "monitor",
-        &[],
-        &[
-            ("AMQP_URL", broker.url()),
-            ("MONITOR_ADDR", monitor_addr.clone()),
-            ("RABBITMQ_MANAGEMENT_URL", "off".to_owned()),
-            ("BAAS_URL", baas.base.clone()),
-        ],
-    );
+    let (_monitor, monitor_addr) = monitor(&broker.url(), &baas);
     let first = baas
         .submit(
             &http,
@@ -301,18 +308,7 @@ async fn a_dead_lettered_task_fails_in_its_job_and_a_retry_runs_it_again() {
     }
     let _w = worker("res-dead-w", &vhost.url(), &[]);
     // The operator's view: a monitor reading the dead-letter queue over AMQP, retrying through baas.
-    let monitor = format!("127.0.0.1:{}", support::free_port());
-    let _monitor = Proc::spawn(
-        "monitor",
-        "monitor",
-        &[],
-        &[
-            ("AMQP_URL", vhost.url()),
-            ("MONITOR_ADDR", monitor.clone()),
-            ("RABBITMQ_MANAGEMENT_URL", "off".to_owned()),
-            ("BAAS_URL", baas.base.clone()),
-        ],
-    );
+    let (_monitor_proc, monitor) = monitor(&vhost.url(), &baas);
 
     let job = support::wait_job(&http, &baas.base, &id, Duration::from_secs(60)).await;
     check_every_task_once(&job);
@@ -359,12 +355,11 @@ async fn a_dead_lettered_task_fails_in_its_job_and_a_retry_runs_it_again() {
 
     // Retry from the monitor: it asks baas, which re-publishes the stored (intact) message; the job
     // re-opens and completes.
-    let r = http
-        .post(format!("http://{monitor}/api/tasks/{cos_id}/retry"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    support::expect(
+        http.post(format!("http://{monitor}/api/tasks/{cos_id}/retry")),
+        202,
+    )
+    .await;
     let wait = Instant::now();
     let job = loop {
         let job = baas.job(&http, &id).await;
@@ -388,20 +383,11 @@ async fn a_dead_lettered_task_fails_in_its_job_and_a_retry_runs_it_again() {
     assert_eq!(cos["worker"], "res-dead-w", "{cos}");
 
     // Only failed tasks are retried; unknown ones are 404.
-    let r = http
-        .post(format!("{}/v1/tasks/{cos_id}/retry", baas.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "task_not_failed");
-    let r = http
-        .post(format!("{}/v1/tasks/{}/retry", baas.base, uuid::Uuid::new_v4()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "task_not_found");
+    let retry = |id: String| http.post(format!("{}/v1/tasks/{id}/retry", baas.base));
+    let err = support::expect(retry(cos_id.clone()), 409).await;
+    assert_eq!(err["code"], "task_not_failed");
+    let err = support::expect(retry(uuid::Uuid::new_v4().to_string()), 404).await;
+    assert_eq!(err["code"], "task_not_found");
     let _ = conn.close(200, "done".into()).await;
 }
 
@@ -424,13 +410,8 @@ async fn cancelling_a_job_stops_its_running_task_and_revokes_the_rest() {
     baas.wait_done(&http, &id, 1, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let r = http
-        .delete(format!("{}/v1/jobs/{id}", baas.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let view: Value = r.json().await.unwrap();
+    let cancel = |id: &str| http.delete(format!("{}/v1/jobs/{id}", baas.base));
+    let view = support::expect(cancel(&id), 202).await;
     assert_eq!(view["status"], "cancelled", "{view:#}");
     assert_eq!(tasks_in_state(&view, "succeeded"), 1, "{view:#}");
     assert_eq!(tasks_in_state(&view, "cancelled"), 2, "{view:#}");
@@ -453,26 +434,12 @@ async fn cancelling_a_job_stops_its_running_task_and_revokes_the_rest() {
     );
 
     // Cancelling twice is harmless; a completed job cannot be cancelled; unknown jobs are 404.
-    let again = http
-        .delete(format!("{}/v1/jobs/{id}", baas.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 202);
-    assert_eq!(again.json::<Value>().await.unwrap()["status"], "cancelled");
-    let finished = http
-        .delete(format!("{}/v1/jobs/{next}", baas.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(finished.status(), 409);
-    assert_eq!(finished.json::<Value>().await.unwrap()["code"], "job_finished");
-    let unknown = http
-        .delete(format!("{}/v1/jobs/{}", baas.base, uuid::Uuid::new_v4()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
+    assert_eq!(support::expect(cancel(&id), 202).await["status"], "cancelled");
+    assert_eq!(support::expect(cancel(&next), 409).await["code"], "job_finished");
+    assert_eq!(
+        support::expect(cancel(&uuid::Uuid::new_v4().to_string()), 404).await["code"],
+        "job_not_found"
+    );
     // Late results of the cancelled job (if any arrive) never change it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = baas.job(&http, &id).await;

@@ -196,6 +196,15 @@ pub async fn wait_job(http: &reqwest::Client, base: &str, id: &str, limit: Durat
     }
 }
 
+/// Send `request`, check the status, return the JSON body (`Null` when the body is not JSON).
+pub async fn expect(request: reqwest::RequestBuilder, status: u16) -> Value {
+    let r = request.send().await.expect("request");
+    let got = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
 /// A `baas` process on a free loopback port with a data directory of its own (deleted on drop), already
 /// answering `/healthz`.
 pub struct Baas {

@@ -150,14 +150,8 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Store::open(Some(&config.data_dir.join("baas.db")))?;
     let publisher = AmqpPublisher::connect(&config.amqp_url, Duration::from_secs(30)).await?;
-    let events_conn =
-        protocol::amqp::connect(&config.amqp_url, "baas-events", Duration::from_secs(30)).await?;
-    let events = protocol::amqp::AmqpEvents::spawn(
-        events_conn
-            .create_channel()
-            .await
-            .map_err(protocol::amqp::AmqpError::from)?,
-    );
+    // Events reconnect on their own after a broker restart (the monitor hears job events again).
+    let events = protocol::amqp::AmqpEvents::connect(config.amqp_url.clone(), "baas-events");
     let mut state = AppState::new(store, Arc::new(publisher), Arc::new(events));
     state.task_time_limit = Duration::from_secs(config.task_time_limit_secs.max(1));
     state.limits.max_tasks_per_job = config.max_tasks_per_job.max(1);

@@ -227,44 +227,98 @@ impl AmqpEvents {
     pub fn spawn(channel: Channel) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::Event>(EVENT_BUFFER);
         tokio::spawn(async move {
-            let mut batch: Vec<crate::Event> = Vec::with_capacity(MAX_EVENT_BATCH);
-            while let Some(first) = rx.recv().await {
-                batch.push(first);
-                // Linger a moment so that under load one message carries many events (telemetry can wait
-                // a millisecond; the task path never waits for it).
-                tokio::time::sleep(EVENT_LINGER).await;
-                while batch.len() < MAX_EVENT_BATCH {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
-                for group in batch.chunk_by(|a, b| a.kind.family() == b.kind.family()) {
-                    let (key, body) = match group {
-                        [one] => (one.kind.routing_key().to_owned(), one.encode()),
-                        _ => (
-                            format!("{}.batch", group[0].kind.family()),
-                            crate::Event::encode_batch(group),
-                        ),
-                    };
-                    let props = BasicProperties::default().with_content_type("application/json".into());
-                    let sent = channel
-                        .basic_publish(
-                            topology::EVENTS_EXCHANGE.into(),
-                            key.as_str().into(),
-                            BasicPublishOptions::default(),
-                            &body,
-                            props,
-                        )
-                        .await;
-                    if let Err(e) = sent {
-                        tracing::debug!(error = %e, "events not published");
-                    }
-                }
+            let mut batch = Vec::with_capacity(MAX_EVENT_BATCH);
+            while publish_events(&channel, &mut rx, &mut batch).await.is_err() {
+                // The channel is gone for good: keep draining so emitters never notice.
+                tracing::debug!("events channel closed; dropping events");
                 batch.clear();
             }
         });
         Self { tx }
+    }
+
+    /// Like [`AmqpEvents::spawn`], but owning its connection to `url`: when the broker goes away it
+    /// reconnects with backoff, and the events emitted meanwhile (up to [`EVENT_BUFFER`]) go out after.
+    pub fn connect(url: String, connection_name: &'static str) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::Event>(EVENT_BUFFER);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_EVENT_BATCH);
+            loop {
+                let channel = match connect(&url, connection_name, Duration::from_secs(3600)).await {
+                    Ok(conn) => match conn.create_channel().await {
+                        Ok(channel) => Some((conn, channel)),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "events channel not opened");
+                            None
+                        }
+                    },
+                    Err(e) => {
+                        tracing::debug!(error = %e, "events connection failed");
+                        None
+                    }
+                };
+                if let Some((_conn, channel)) = channel {
+                    match publish_events(&channel, &mut rx, &mut batch).await {
+                        Ok(()) => return,
+                        Err(e) => tracing::debug!(error = %e, "events channel lost; reconnecting"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Self { tx }
+    }
+}
+
+/// Publish events from `rx` on `channel` in batches until every sender is gone (`Ok`) or a publish
+/// fails (`Err`, with the unsent events left in `batch` for the next channel).
+async fn publish_events(
+    channel: &Channel,
+    rx: &mut tokio::sync::mpsc::Receiver<crate::Event>,
+    batch: &mut Vec<crate::Event>,
+) -> Result<(), AmqpError> {
+    loop {
+        if batch.is_empty() {
+            let Some(first) = rx.recv().await else {
+                return Ok(());
+            };
+            batch.push(first);
+            // Linger a moment so that under load one message carries many events (telemetry can wait a
+            // millisecond; the task path never waits for it).
+            tokio::time::sleep(EVENT_LINGER).await;
+        }
+        while batch.len() < MAX_EVENT_BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let mut sent = 0;
+        for group in batch.chunk_by(|a, b| a.kind.family() == b.kind.family()) {
+            let (key, body) = match group {
+                [one] => (one.kind.routing_key().to_owned(), one.encode()),
+                _ => (
+                    format!("{}.batch", group[0].kind.family()),
+                    crate::Event::encode_batch(group),
+                ),
+            };
+            let props = BasicProperties::default().with_content_type("application/json".into());
+            if let Err(e) = channel
+                .basic_publish(
+                    topology::EVENTS_EXCHANGE.into(),
+                    key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props,
+                )
+                .await
+            {
+                batch.drain(..sent);
+                return Err(e.into());
+            }
+            sent += group.len();
+        }
+        batch.clear();
     }
 }
 

@@ -41,6 +41,14 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// `404 job_not_found`.
+    pub fn job_not_found(id: uuid::Uuid) -> Self {
+        AppError::NotFound {
+            code: "job_not_found",
+            what: format!("job {id}"),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, String, Value) {
         match self {
             AppError::BadRequest {

@@ -97,10 +97,7 @@ pub async fn submit_once(
         .await?
     {
         Inserted::New => {}
-        Inserted::Existing(id) => {
-            let n = state.store.job(id).await?.map_or(0, |(j, _)| j.n_tasks);
-            return Ok((accepted(id, n), false));
-        }
+        Inserted::Existing { id, tasks } => return Ok((accepted(id, tasks), false)),
         Inserted::Conflict(id) => {
             return Err(AppError::BadRequest {
                 status: axum::http::StatusCode::CONFLICT,
@@ -172,10 +169,7 @@ fn accepted(id: Uuid, tasks: u32) -> JobAccepted {
 /// already finished is left alone (`Err` with code `job_finished`); cancelling twice is harmless.
 pub async fn cancel(state: &AppState, id: Uuid) -> Result<JobView, AppError> {
     let Some((before, revoked)) = state.store.cancel_job(id, now_ms()).await? else {
-        return Err(AppError::NotFound {
-            code: "job_not_found",
-            what: format!("job {id}"),
-        });
+        return Err(AppError::job_not_found(id));
     };
     if before.finished_ms.is_some() && before.cancelled_ms.is_none() {
         return Err(AppError::BadRequest {
@@ -204,10 +198,7 @@ pub async fn cancel(state: &AppState, id: Uuid) -> Result<JobView, AppError> {
         state.events.emit(EventKind::JobFinished { job_id: id });
         tracing::info!(job = %id, revoked = revoked.len(), "job cancelled");
     }
-    view(state, id).await?.ok_or_else(|| AppError::NotFound {
-        code: "job_not_found",
-        what: format!("job {id}"),
-    })
+    view(state, id).await?.ok_or_else(|| AppError::job_not_found(id))
 }
 
 /// Run a failed (or dead-lettered) task again.
@@ -369,15 +360,7 @@ pub fn build_view(job: &JobRecord, tasks: &[TaskRecord]) -> JobView {
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
         .count();
-    let status = if job.cancelled_ms.is_some() {
-        JobStatus::Cancelled
-    } else if job.finished_ms.is_some() {
-        JobStatus::Completed
-    } else if results.is_empty() {
-        JobStatus::Queued
-    } else {
-        JobStatus::Running
-    };
+    let status = job.status();
     JobView {
         // Custom problems' reference and spec live in their tasks: `view` adds them.
         reference: benchop::catalogue::case(&job.problem).map(ReferenceInfo::published),
@@ -530,10 +513,9 @@ fn result_batch() -> usize {
 pub async fn wait_finished(state: &AppState, id: Uuid) -> Result<JobView, AppError> {
     let mut updates = state.updates.subscribe();
     loop {
-        let view = view(state, id).await?.ok_or_else(|| AppError::NotFound {
-            code: "job_not_found",
-            what: format!("job {id}"),
-        })?;
+        let view = view(state, id)
+            .await?
+            .ok_or_else(|| AppError::job_not_found(id))?;
         if view.status.is_final() {
             return Ok(view);
         }

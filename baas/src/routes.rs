@@ -414,10 +414,7 @@ async fn job(
     loop {
         let view = jobs::view_with(&state, id, q.tasks.unwrap_or_default())
             .await?
-            .ok_or(AppError::NotFound {
-                code: "job_not_found",
-                what: format!("job {id}"),
-            })?;
+            .ok_or_else(|| AppError::job_not_found(id))?;
         if view.status.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
         }
@@ -466,10 +463,9 @@ async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Re
     let id = parse_id(&id)?;
     // Subscribe before the first read, so no result between the two is missed.
     let updates = state.updates.subscribe();
-    let first = jobs::view(&state, id).await?.ok_or(AppError::NotFound {
-        code: "job_not_found",
-        what: format!("job {id}"),
-    })?;
+    let first = jobs::view(&state, id)
+        .await?
+        .ok_or_else(|| AppError::job_not_found(id))?;
     let event = |view: &JobView| -> Event {
         if view.status.is_final() {
             Event::default()
@@ -654,19 +650,10 @@ async fn list_jobs(
     let items: Vec<_> = jobs
         .iter()
         .map(|j| {
-            let status = if j.cancelled_ms.is_some() {
-                JobStatus::Cancelled
-            } else if j.finished_ms.is_some() {
-                JobStatus::Completed
-            } else if j.n_done == 0 {
-                JobStatus::Queued
-            } else {
-                JobStatus::Running
-            };
             json!({
                 "id": j.id,
                 "problem": j.problem,
-                "status": status,
+                "status": j.status(),
                 "progress": { "total": j.n_tasks, "done": j.n_done },
                 "created_ms": j.created_ms,
                 "finished_ms": j.finished_ms,
@@ -718,10 +705,9 @@ async fn job_plot(
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     let Query(q) = query.map_err(query_rejection)?;
-    let view = jobs::view(&state, id).await?.ok_or(AppError::NotFound {
-        code: "job_not_found",
-        what: format!("job {id}"),
-    })?;
+    let view = jobs::view(&state, id)
+        .await?
+        .ok_or_else(|| AppError::job_not_found(id))?;
     let status = view.status.as_str();
     Ok(svg(match q.kind.unwrap_or_default() {
         PlotKind::WorkPrecision => crate::plot::work_precision(

@@ -53,6 +53,21 @@ pub struct JobRecord {
     pub cancelled_ms: Option<u64>,
 }
 
+impl JobRecord {
+    /// The job's status, derived from its counters.
+    pub fn status(&self) -> JobStatus {
+        if self.cancelled_ms.is_some() {
+            JobStatus::Cancelled
+        } else if self.finished_ms.is_some() {
+            JobStatus::Completed
+        } else if self.n_done == 0 {
+            JobStatus::Queued
+        } else {
+            JobStatus::Running
+        }
+    }
+}
+
 /// A task as stored, with its recorded result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRecord {
@@ -89,8 +104,13 @@ pub enum Recorded {
 pub enum Inserted {
     /// Stored.
     New,
-    /// The key was used before by the same request: that job.
-    Existing(Uuid),
+    /// The key was used before by the same request: that job and its number of tasks.
+    Existing {
+        /// The job.
+        id: Uuid,
+        /// Its tasks.
+        tasks: u32,
+    },
     /// The key was used before by another request.
     Conflict(Uuid),
 }
@@ -215,17 +235,18 @@ impl Store {
         self.call(move |c| {
             let tx = c.transaction()?;
             if let Some((key, request)) = &idempotency {
-                let seen: Option<(String, String)> = tx
+                let seen: Option<(String, String, u32)> = tx
                     .query_row(
-                        "SELECT job_id, request FROM idempotency WHERE key = ?1",
+                        "SELECT i.job_id, i.request, j.n_tasks FROM idempotency i JOIN jobs j ON j.id = i.job_id
+                         WHERE i.key = ?1",
                         [key],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
-                if let Some((job_id, seen_request)) = seen {
+                if let Some((job_id, seen_request, tasks)) = seen {
                     let job_id: Uuid = job_id.parse().map_err(|_| rusqlite::Error::InvalidQuery)?;
                     return Ok(if &seen_request == request {
-                        Inserted::Existing(job_id)
+                        Inserted::Existing { id: job_id, tasks }
                     } else {
                         Inserted::Conflict(job_id)
                     });

@@ -1,13 +1,17 @@
 //! The job store: jobs, tasks and results in an embedded SQLite file.
 //!
-//! Every call runs on a blocking thread. The one connection sits behind a `std::sync::Mutex` on purpose:
-//! SQLite serialises writers anyway, the lock is never held across an `.await`, and the critical
-//! sections are single statements or short transactions.
+//! Every call runs on a blocking thread. The one writing connection sits behind a `std::sync::Mutex` on
+//! purpose: SQLite serialises writers anyway, the lock is never held across an `.await`, and the critical
+//! sections are single statements or short transactions. A file store also opens [`READERS`] read-only
+//! connections: in WAL mode they read a consistent snapshot while the writer writes, so polling clients
+//! neither wait for result persistence nor for each other. A reader sees every transaction committed
+//! before its read began.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use uuid::Uuid;
 
 use protocol::api::JobStatus;
@@ -149,7 +153,13 @@ pub struct JobFilter {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections of a file store; empty for an in-memory store (reads use `conn`).
+    readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<AtomicUsize>,
 }
+
+/// Read-only connections a file store opens beside its writer.
+pub const READERS: usize = 2;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -199,9 +209,51 @@ impl Store {
         };
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
+        let readers = match path {
+            Some(p) => (0..READERS)
+                .map(|_| {
+                    let r = Connection::open_with_flags(
+                        p,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    r.busy_timeout(std::time::Duration::from_secs(5))?;
+                    Ok(Mutex::new(r))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?,
+            None => Vec::new(),
+        };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
+            next_reader: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Run a read-only `f` on a reader connection (the writer's for an in-memory store), inside one read
+    /// transaction so that its statements see one snapshot.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.readers.is_empty() {
+            return self.call(move |c| f(c)).await;
+        }
+        let readers = Arc::clone(&self.readers);
+        let first = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            // A free reader if there is one, else wait for the next in turn.
+            let mut guard = match (0..n).find_map(|i| readers[(first + i) % n].try_lock().ok()) {
+                Some(g) => g,
+                None => readers[first % n].lock().map_err(|_| StoreError::Poisoned)?,
+            };
+            let tx = guard.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await?
     }
 
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -492,23 +544,20 @@ impl Store {
     /// A job's record and how many of its tasks failed, without reading the tasks' results: the cheap
     /// view for polling big jobs.
     pub async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
-        self.call(move |c| {
+        self.read(move |c| {
             let Some(job) = c
-                .query_row(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                    [id.to_string()],
-                    job_row,
-                )
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id.to_string()], job_row)
                 .optional()?
             else {
                 return Ok(None);
             };
-            let failed: u32 = c.query_row(
-                "SELECT COUNT(*) FROM tasks WHERE job_id = ?1 AND result IS NOT NULL
-                 AND json_extract(result, '$.outcome.status') = 'failed'",
-                [id.to_string()],
-                |r| r.get(0),
-            )?;
+            let failed: u32 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM tasks WHERE job_id = ?1 AND result IS NOT NULL
+                     AND json_extract(result, '$.outcome.status') = 'failed'",
+                )?
+                .query_row([id.to_string()], |r| r.get(0))?;
             Ok(Some((job, failed)))
         })
         .await
@@ -516,18 +565,15 @@ impl Store {
 
     /// A job and its tasks.
     pub async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
-        self.call(move |c| {
+        self.read(move |c| {
             let Some(job) = c
-                .query_row(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                    [id.to_string()],
-                    job_row,
-                )
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id.to_string()], job_row)
                 .optional()?
             else {
                 return Ok(None);
             };
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, method, result, result_deliveries, attempts, json_extract(message, '$.level')
                  FROM tasks WHERE job_id = ?1 ORDER BY pos",
             )?;
@@ -560,7 +606,7 @@ impl Store {
 
     /// Jobs matching `filter`, newest first, with the cursor of the next page.
     pub async fn list_jobs(&self, filter: JobFilter) -> Result<(Vec<JobRecord>, Option<i64>), StoreError> {
-        self.call(move |c| {
+        self.read(move |c| {
             let mut sql = format!("SELECT {JOB_COLUMNS}, seq FROM jobs WHERE 1=1");
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             if let Some(before) = filter.before_seq {
@@ -590,7 +636,7 @@ impl Store {
             }
             sql.push_str(" ORDER BY seq DESC LIMIT ?");
             args.push(((filter.limit + 1) as i64).into());
-            let mut stmt = c.prepare(&sql)?;
+            let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((job_row(r)?, r.get::<_, i64>(9)?))
             })?;
@@ -612,8 +658,8 @@ impl Store {
         problem: String,
         tolerance: f64,
     ) -> Result<Vec<TaskResult>, StoreError> {
-        self.call(move |c| {
-            let mut stmt = c.prepare(
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
                 "SELECT t.result FROM tasks t JOIN jobs j ON t.job_id = j.id
                  WHERE j.problem = ?1 AND j.tolerance = ?2 AND j.finished_ms IS NOT NULL AND t.result IS NOT NULL
                  ORDER BY j.seq",
@@ -712,22 +758,58 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
-        let store = Store::open(None).unwrap();
-        let job_id = Uuid::new_v4();
-        let tasks = vec![task(job_id, "cos"), task(job_id, "fd")];
-        let job = JobRecord {
-            id: job_id,
+    fn new_job(id: Uuid, n_tasks: u32) -> JobRecord {
+        JobRecord {
+            id,
             problem: "1aI".into(),
             tolerance: 1e-4,
             repeats: 3,
             created_ms: 10,
             finished_ms: None,
-            n_tasks: 2,
+            n_tasks,
             n_done: 0,
             cancelled_ms: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_store_reads_on_its_readers_what_the_writer_committed() {
+        let dir = std::env::temp_dir().join(format!("baas-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(Some(&dir.join("baas.db"))).unwrap();
+        assert_eq!(store.readers.len(), READERS);
+        let job_id = Uuid::new_v4();
+        let tasks = vec![task(job_id, "cos")];
+        let job = new_job(job_id, 1);
+        // Every reader in turn sees the insert, then the result, as soon as they are committed.
+        store.insert_job(job, tasks.clone()).await.unwrap();
+        for _ in 0..READERS {
+            let (job, records) = store.job(job_id).await.unwrap().unwrap();
+            assert_eq!((job.n_done, records.len()), (0, 1));
+            assert!(records[0].result.is_none());
+        }
+        store.record_result(failed(&tasks[0]), 20).await.unwrap();
+        for _ in 0..READERS {
+            let (job, records) = store.job(job_id).await.unwrap().unwrap();
+            assert_eq!((job.n_done, job.finished_ms), (1, Some(20)));
+            assert!(records[0].result.is_some());
+            let (summary, failed) = store.job_summary(job_id).await.unwrap().unwrap();
+            assert_eq!((summary, failed), (job, 1));
+        }
+        // Readers cannot write.
+        let reader = store.readers[0].lock().unwrap();
+        assert!(reader.execute("DELETE FROM jobs", []).is_err());
+        drop(reader);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
+        let store = Store::open(None).unwrap();
+        let job_id = Uuid::new_v4();
+        let tasks = vec![task(job_id, "cos"), task(job_id, "fd")];
+        let job = new_job(job_id, 2);
         store.insert_job(job, tasks.clone()).await.unwrap();
         assert_eq!(store.unpublished_tasks(11, 10).await.unwrap().len(), 2);
         store.mark_published(vec![tasks[0].task_id]).await.unwrap();

@@ -29,7 +29,8 @@ use anyhow::{Context, bail};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde::Serialize;
@@ -139,6 +140,26 @@ pub struct BareReport {
     pub latency_loaded: Option<Percentiles>,
     /// Publish → delivery latency one message at a time.
     pub latency_idle: Option<Percentiles>,
+    /// The same broker doing a task's two hops with nothing of ours in between.
+    pub round_trip: BareRoundTrip,
+}
+
+/// The bare two-hop run: what the broker allows for the pattern every task follows. A bare publisher
+/// sends "tasks" to a quorum queue with windowed confirms; echo consumers (as many as the workers, with
+/// their prefetch) publish each as a "result" to a second quorum queue with confirms and acks the task only after the
+/// confirm (late ack, as the workers do); a collector consumes and acks the results.
+#[derive(Debug, Clone, Serialize)]
+pub struct BareRoundTrip {
+    /// Tasks sent through both hops.
+    pub messages: u32,
+    /// Echo consumers (one connection each, as many as the workers).
+    pub echoes: usize,
+    /// Prefetch of each echo (the workers' concurrency).
+    pub prefetch: u16,
+    /// Tasks per second, first publish → last result consumed.
+    pub end_to_end_per_s: f64,
+    /// Task publish → result consumed, one at a time.
+    pub latency_idle: Option<Percentiles>,
 }
 
 /// CPU and memory of one process over the throughput run.
@@ -207,8 +228,10 @@ pub struct Report {
     pub round_trip: Option<Percentiles>,
     /// The big job.
     pub throughput: ThroughputReport,
-    /// End-to-end tasks/s over the bare broker's end-to-end messages/s.
+    /// End-to-end tasks/s over the bare broker's end-to-end messages/s (one hop).
     pub ratio_to_broker: f64,
+    /// End-to-end tasks/s over the bare two-hop (task + result) tasks/s.
+    pub ratio_to_round_trip: f64,
     /// HTTP front, with `--http`.
     pub http: Vec<HttpReport>,
 }
@@ -263,6 +286,7 @@ async fn measure_on(args: &Args, system: &System, load_before: Option<f64>) -> a
         &system.amqp_url,
         args.bare_messages.unwrap_or(args.tasks),
         args.latency_samples,
+        (args.workers, args.concurrency),
     )
     .await
     .context("bare broker run")?;
@@ -302,6 +326,8 @@ async fn measure_on(args: &Args, system: &System, load_before: Option<f64>) -> a
         concurrency: args.concurrency,
         load_before,
         ratio_to_broker: throughput.end_to_end_per_s / bare.end_to_end_per_s.max(f64::MIN_POSITIVE),
+        ratio_to_round_trip: throughput.end_to_end_per_s
+            / bare.round_trip.end_to_end_per_s.max(f64::MIN_POSITIVE),
         bare,
         round_trip: Percentiles::of(samples),
         throughput,
@@ -547,7 +573,12 @@ const BARE_QUEUE: &str = "benchop.loadtest.bare";
 /// Bytes of a bare message: about a task message's size.
 const BARE_BODY: usize = 256;
 
-async fn bare_broker(url: &str, messages: u32, idle_samples: usize) -> anyhow::Result<BareReport> {
+async fn bare_broker(
+    url: &str,
+    messages: u32,
+    idle_samples: usize,
+    echoes: (usize, u16),
+) -> anyhow::Result<BareReport> {
     let base = Instant::now();
     let publisher = amqp::connect(url, "loadtest-bare-publisher", Duration::from_secs(10)).await?;
     let consumer_conn = amqp::connect(url, "loadtest-bare-consumer", Duration::from_secs(10)).await?;
@@ -589,16 +620,7 @@ async fn bare_broker(url: &str, messages: u32, idle_samples: usize) -> anyhow::R
     };
 
     // Idle: one message at a time.
-    let mut idle = Vec::with_capacity(idle_samples);
-    for i in 0..idle_samples {
-        amqp::publish_confirmed(&pch, "", BARE_QUEUE, [(format!("idle-{i}"), body(i as u64))]).await?;
-        let Some(d) = consumer.next().await else {
-            bail!("the bare consumer closed")
-        };
-        let d = d?;
-        idle.push(latency_of(&d.data));
-        d.ack(BasicAckOptions::default()).await?;
-    }
+    let idle = one_at_a_time(&pch, BARE_QUEUE, &mut consumer, idle_samples, &body, &latency_of).await?;
 
     // Loaded: publish everything in a confirm window while consuming.
     let start = Instant::now();
@@ -619,17 +641,167 @@ async fn bare_broker(url: &str, messages: u32, idle_samples: usize) -> anyhow::R
     if latencies.len() < messages as usize {
         bail!("the bare consumer got {} of {messages} messages", latencies.len());
     }
+    // Consumers first: deleting a queue under a consumer makes the broker cancel it.
+    let _ = consumer_conn.close(200, "done".into()).await;
     let _ = pch
         .queue_delete(BARE_QUEUE.into(), QueueDeleteOptions::default())
         .await;
     let _ = publisher.close(200, "done".into()).await;
-    let _ = consumer_conn.close(200, "done".into()).await;
+    let round_trip = bare_round_trip(url, messages, idle_samples, echoes, &body, &latency_of).await?;
     Ok(BareReport {
         messages,
         body_bytes: BARE_BODY,
         publish_per_s: f64::from(messages) / published.as_secs_f64(),
         end_to_end_per_s: f64::from(messages) / total.as_secs_f64(),
         latency_loaded: Percentiles::of(latencies),
+        latency_idle: Percentiles::of(idle),
+        round_trip,
+    })
+}
+
+/// Publish `n` messages to `queue` one at a time, each after the previous one came back on `consumer`:
+/// the latencies in ms.
+async fn one_at_a_time(
+    channel: &lapin::Channel,
+    queue: &str,
+    consumer: &mut lapin::Consumer,
+    n: usize,
+    body: &impl Fn(u64) -> Vec<u8>,
+    latency_of: &impl Fn(&[u8]) -> f64,
+) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        amqp::publish_confirmed(channel, "", queue, [(format!("idle-{i}"), body(i as u64))]).await?;
+        let Some(d) = consumer.next().await else {
+            bail!("the bare consumer closed")
+        };
+        let d = d?;
+        latencies.push(latency_of(&d.data));
+        d.ack(BasicAckOptions::default()).await?;
+    }
+    Ok(latencies)
+}
+
+const BARE_TASKS: &str = "benchop.loadtest.bare-tasks";
+const BARE_RESULTS: &str = "benchop.loadtest.bare-results";
+
+/// See [`BareRoundTrip`]: `echoes` echo connections (like the worker processes), each with `prefetch`.
+async fn bare_round_trip(
+    url: &str,
+    messages: u32,
+    idle_samples: usize,
+    (echoes, prefetch): (usize, u16),
+    body: &impl Fn(u64) -> Vec<u8>,
+    latency_of: &(impl Fn(&[u8]) -> f64 + Clone + Send + 'static),
+) -> anyhow::Result<BareRoundTrip> {
+    use futures_util::FutureExt;
+
+    let client = amqp::connect(url, "loadtest-bare2-publisher", Duration::from_secs(10)).await?;
+    let collector = amqp::connect(url, "loadtest-bare2-collector", Duration::from_secs(10)).await?;
+    let pch = amqp::confirm_channel(&client).await?;
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    for q in [BARE_TASKS, BARE_RESULTS] {
+        pch.queue_declare(q.into(), durable, quorum.clone()).await?;
+    }
+    // The echo "workers": consume tasks, publish each as a result with a confirm, ack the task after it.
+    let mut echo_conns = Vec::with_capacity(echoes);
+    let mut echo_tasks = Vec::with_capacity(echoes);
+    for e in 0..echoes.max(1) {
+        let conn = amqp::connect(url, "loadtest-bare2-echo", Duration::from_secs(10)).await?;
+        let ech = amqp::confirm_channel(&conn).await?;
+        ech.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let mut tasks = ech
+            .basic_consume(
+                BARE_TASKS.into(),
+                format!("loadtest-bare2-echo-{e}").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        echo_conns.push(conn);
+        echo_tasks.push(tokio::spawn(async move {
+            // Pipelined: confirms are awaited off the consume loop, then the task is acked.
+            while let Some(d) = tasks.next().await {
+                let d = d?;
+                let confirm = ech
+                    .basic_publish(
+                        "".into(),
+                        BARE_RESULTS.into(),
+                        BasicPublishOptions::default(),
+                        &d.data,
+                        amqp::persistent_json(&format!("r-{}", d.delivery_tag)),
+                    )
+                    .await?;
+                tokio::spawn(async move {
+                    if matches!(confirm.await, Ok(c) if c.is_ack()) {
+                        let _ = d.ack(BasicAckOptions::default()).await;
+                    }
+                });
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let cch = collector.create_channel().await?;
+    cch.basic_qos(1024, BasicQosOptions::default()).await?;
+    let mut results = cch
+        .basic_consume(
+            BARE_RESULTS.into(),
+            "loadtest-bare2-collector".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    // Idle: one task at a time through both hops.
+    let idle = one_at_a_time(&pch, BARE_TASKS, &mut results, idle_samples, body, latency_of).await?;
+
+    // Loaded: publish every task in a confirm window while the echoes and the collector run; the
+    // collector acks what it has in hand at once (multiple), as baas does with a batch of results.
+    let start = Instant::now();
+    let collecting = tokio::spawn(async move {
+        let mut n = 0u32;
+        while n < messages {
+            let Some(d) = results.next().await else { break };
+            let mut last = d?;
+            n += 1;
+            while let Some(Some(d)) = results.next().now_or_never() {
+                last = d?;
+                n += 1;
+            }
+            last.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        Ok::<_, lapin::Error>((n, start.elapsed()))
+    });
+    let msgs = (0..u64::from(messages)).map(|i| (format!("t-{i}"), body(i)));
+    amqp::publish_confirmed(&pch, "", BARE_TASKS, msgs).await?;
+    let (n, total) = collecting.await??;
+    for t in &echo_tasks {
+        t.abort();
+    }
+    if n < messages {
+        bail!("the bare collector got {n} of {messages} results");
+    }
+    for conn in echo_conns {
+        let _ = conn.close(200, "done".into()).await;
+    }
+    let _ = collector.close(200, "done".into()).await;
+    for q in [BARE_TASKS, BARE_RESULTS] {
+        let _ = pch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
+    }
+    let _ = client.close(200, "done".into()).await;
+    Ok(BareRoundTrip {
+        messages,
+        echoes: echoes.max(1),
+        prefetch,
+        end_to_end_per_s: f64::from(messages) / total.as_secs_f64(),
         latency_idle: Percentiles::of(idle),
     })
 }
@@ -845,6 +1017,10 @@ fn ms(p: Option<&Percentiles>, f: impl Fn(&Percentiles) -> f64) -> String {
     p.map_or_else(|| "–".to_owned(), |p| format!("{:.2} ms", f(p)))
 }
 
+fn p50_p99(p: Option<&Percentiles>) -> String {
+    format!("{} / {}", ms(p, |p| p.p50_ms), ms(p, |p| p.p99_ms))
+}
+
 /// The report as a table, beside Celery's figures from the issue.
 pub fn table(r: &Report) -> String {
     let t = &r.throughput;
@@ -938,21 +1114,13 @@ pub fn table(r: &Report) -> String {
     );
     row(
         "broker latency p50 / p99",
-        format!(
-            "{} / {}",
-            ms(b.latency_idle.as_ref(), |p| p.p50_ms),
-            ms(b.latency_idle.as_ref(), |p| p.p99_ms)
-        ),
+        p50_p99(b.latency_idle.as_ref()),
         "0.4–1.1 ms",
         "publish → deliver, one at a time",
     );
     row(
         "broker latency loaded p50 / p99",
-        format!(
-            "{} / {}",
-            ms(b.latency_loaded.as_ref(), |p| p.p50_ms),
-            ms(b.latency_loaded.as_ref(), |p| p.p99_ms)
-        ),
+        p50_p99(b.latency_loaded.as_ref()),
         "",
         "publish → deliver during the ceiling run",
     );
@@ -960,7 +1128,29 @@ pub fn table(r: &Report) -> String {
         "ratio to broker ceiling",
         format!("{:.2}", r.ratio_to_broker),
         "",
-        "end-to-end tasks/s ÷ bare end-to-end msg/s",
+        "end-to-end tasks/s ÷ bare end-to-end msg/s (one hop)",
+    );
+    let rt2 = &b.round_trip;
+    row(
+        "broker two-hop ceiling tasks/s",
+        format!("{:.0}", rt2.end_to_end_per_s),
+        "",
+        &format!(
+            "bare lapin: task → {} echo(es) (prefetch {}, result confirmed, then late ack) → result, quorum queues",
+            rt2.echoes, rt2.prefetch
+        ),
+    );
+    row(
+        "broker two-hop round trip p50 / p99",
+        p50_p99(rt2.latency_idle.as_ref()),
+        "",
+        "task publish → result consumed, one at a time: the floor under our round trip",
+    );
+    row(
+        "ratio to two-hop ceiling",
+        format!("{:.2}", r.ratio_to_round_trip),
+        "",
+        "end-to-end tasks/s ÷ bare two-hop tasks/s",
     );
     for h in &r.http {
         row(

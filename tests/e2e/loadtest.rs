@@ -91,6 +91,12 @@ fn loadtest_smoke_run_reports_everything_and_every_task_comes_back() {
     assert_eq!(report["bare"]["latency_idle"]["n"], 5);
     assert!(number(&report, "bare.end_to_end_per_s") > 0.0);
     assert!(number(&report, "ratio_to_broker") > 0.0);
+    // And the bare two-hop run: every task came back through the echoes, one echo per worker.
+    assert_eq!(report["bare"]["round_trip"]["messages"], 200);
+    assert_eq!(report["bare"]["round_trip"]["echoes"], report["workers"]);
+    assert_eq!(report["bare"]["round_trip"]["latency_idle"]["n"], 5);
+    assert!(number(&report, "bare.round_trip.end_to_end_per_s") > 0.0);
+    assert!(number(&report, "ratio_to_round_trip") > 0.0);
     // The HTTP front: three endpoints, each answered.
     let http = report["http"].as_array().expect("http");
     let endpoints: Vec<&str> = http.iter().filter_map(|h| h["endpoint"].as_str()).collect();

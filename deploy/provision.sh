@@ -244,6 +244,7 @@ EOF
 # monitor: written by provision.sh; see monitor --help
 AMQP_URL=$(url_for monitor)
 MONITOR_ADDR=$monitor_addr
+MONITOR_DB=$data/monitor.db
 RUST_LOG=monitor=info
 EOF
     worker_url="$(url_for worker)"

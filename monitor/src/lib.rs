@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 
-use protocol::topology::EVENTS_EXCHANGE;
+use protocol::topology::{self, EVENTS_EXCHANGE};
 use protocol::{Event, EventKind, amqp};
 
 pub use api::app;
@@ -53,6 +53,10 @@ pub struct Config {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
+    /// Name of this monitor: its events queue is `benchop.monitor.<name>`, durable, so events sent while
+    /// it reconnects or restarts wait for it. Give each monitor on one vhost its own name.
+    #[arg(long, env = "MONITOR_NAME", default_value = "default", value_parser = parse_name)]
+    pub name: String,
     /// RabbitMQ management API base URL (default `http://<AMQP host>:15672` with the AMQP credentials;
     /// `off` to read queues over AMQP only).
     #[arg(long, env = "RABBITMQ_MANAGEMENT_URL")]
@@ -90,6 +94,18 @@ pub struct Config {
     pub queue_poll_secs: u64,
 }
 
+/// A monitor name: 1–64 ASCII letters, digits, `-` or `_` (it becomes part of a queue name).
+fn parse_name(s: &str) -> Result<String, String> {
+    if (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 64 ASCII letters, digits, '-' or '_'".into())
+    }
+}
+
 impl Config {
     /// Defaults with every optional feature off (tests, standalone).
     pub fn standalone(addr: SocketAddr) -> Self {
@@ -107,6 +123,7 @@ impl Config {
             url_prefix: String::new(),
             read_only: true,
             queue_poll_secs: 5,
+            name: "default".into(),
         }
     }
 }
@@ -213,6 +230,7 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
 
     let consumer = tokio::spawn(consume(
         config.amqp_url.clone(),
+        topology::monitor_queue(&config.name),
         Arc::clone(&shared),
         token.clone(),
     ));
@@ -232,9 +250,9 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn consume(url: String, shared: Shared, token: CancellationToken) {
+async fn consume(url: String, queue: String, shared: Shared, token: CancellationToken) {
     while !token.is_cancelled() {
-        if let Err(e) = consume_session(&url, &shared, &token).await {
+        if let Err(e) = consume_session(&url, &queue, &shared, &token).await {
             tracing::warn!(error = %e, "event consumer ended; reconnecting");
             tokio::select! {
                 () = token.cancelled() => return,
@@ -246,21 +264,32 @@ async fn consume(url: String, shared: Shared, token: CancellationToken) {
 
 async fn consume_session(
     url: &str,
+    queue: &str,
     shared: &Shared,
     token: &CancellationToken,
 ) -> Result<(), amqp::AmqpError> {
     let conn = amqp::connect(url, "monitor", Duration::from_secs(30)).await?;
     let channel = conn.create_channel().await?;
     amqp::declare_topology(&channel).await?;
+    // Durable and named, so it outlives this connection, a broker restart and a monitor restart; bounded
+    // in length and deleted when unused for long (see `topology::MONITOR_QUEUE_PREFIX`).
     let options = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
+        durable: true,
         ..QueueDeclareOptions::default()
     };
-    let queue = channel
-        .queue_declare("".into(), options, FieldTable::default())
-        .await?;
-    let name = queue.name().clone();
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
+    args.insert(
+        "x-max-length".into(),
+        AMQPValue::LongLongInt(topology::MONITOR_QUEUE_MAX_LENGTH),
+    );
+    args.insert("x-overflow".into(), AMQPValue::LongString("drop-head".into()));
+    args.insert(
+        "x-expires".into(),
+        AMQPValue::LongLongInt(topology::MONITOR_QUEUE_EXPIRES_MS),
+    );
+    channel.queue_declare(queue.into(), options, args).await?;
+    let name: lapin::types::ShortString = queue.into();
     channel
         .queue_bind(
             name.clone(),

@@ -26,6 +26,25 @@ pub const DEAD_EXCHANGE: &str = "benchop.dead";
 pub const DEAD_QUEUE: &str = "benchop.dead";
 /// Second queue on [`DEAD_EXCHANGE`]: baas consumes it to record a dead-lettered task as failed in its job.
 pub const DEAD_NOTIFY_QUEUE: &str = "benchop.dead.baas";
+/// Prefix of each monitor's own events queue, `benchop.monitor.<name>`: durable and bound to every event,
+/// so events published while its monitor reconnects (or restarts) wait for it. Bounded: at most
+/// [`MONITOR_QUEUE_MAX_LENGTH`] events (oldest dropped) and deleted after [`MONITOR_QUEUE_EXPIRES_MS`]
+/// without a consumer.
+pub const MONITOR_QUEUE_PREFIX: &str = "benchop.monitor.";
+/// Most events a monitor queue holds while its monitor is away (the oldest are dropped first).
+pub const MONITOR_QUEUE_MAX_LENGTH: i64 = 100_000;
+/// A monitor queue unused for this long is deleted by the broker (a monitor gone for good).
+pub const MONITOR_QUEUE_EXPIRES_MS: i64 = 3_600_000;
+
+/// The events queue of the monitor called `name`.
+///
+/// ```
+/// assert_eq!(protocol::topology::monitor_queue("default"), "benchop.monitor.default");
+/// ```
+pub fn monitor_queue(name: &str) -> String {
+    format!("{MONITOR_QUEUE_PREFIX}{name}")
+}
+
 /// How often a task may be delivered before the quorum queue dead-letters it (poison messages).
 pub const TASK_DELIVERY_LIMIT: i64 = 5;
 

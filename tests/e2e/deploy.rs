@@ -956,6 +956,11 @@ async fn provision_sh_installs_and_runs_the_stack_in_a_scratch_root() {
     wait_up(format!("http://127.0.0.1:{monitor_port}/healthz")).await;
     let id = submit(&http, &base).await;
     assert_job_ok(&support::wait_job(&http, &base, &id, Duration::from_secs(120)).await);
+    // The monitor keeps its history on disk, beside the job store.
+    assert!(
+        root.join("var/lib/benchop/monitor.db").exists(),
+        "provision.sh sets MONITOR_DB in the data directory"
+    );
 
     // Idempotent: a second run keeps the secrets and the binaries, restarts the services, and they work.
     let first_pids = pids(&root.join("run/benchop"));

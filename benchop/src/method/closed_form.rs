@@ -10,14 +10,22 @@
 //! - Heston by Lewis's single integral (Lewis 2000, 2001) over the "little Heston trap" characteristic function
 //!   (Albrecher et al. 2007), with adaptive 16-point Gauss–Legendre quadrature on doubling intervals.
 //! - Margrabe's exchange option for the spread with K = 0 (Margrabe 1978).
+//! - American calls and puts under Black–Scholes–Merton without dividends or barriers: the European
+//!   formula where early exercise never pays (calls at r ≥ 0, puts at r ≤ 0), and American puts by the
+//!   Andersen–Lake–Offengenden fixed-point method (2016) otherwise: a spectral collocation of the early
+//!   exercise boundary and the early-exercise premium integral (see `american_fp.rs`).
 //!
-//! The ladder has one level (level 0). Local volatility, SABR, American exercise and spreads with K > 0
-//! are not covered.
+//! The formulas are exact to rounding and their ladder has one level (level 0). American puts with
+//! r > 0 have a ladder of increasing collocation nodes, fixed-point iterations and quadrature orders,
+//! from ~1e-4 (level 0) to ~1e-12 relative (the last level) on ordinary parameters; Greeks of American
+//! options are not offered.
+//! Local volatility, SABR, American calls at r < 0 and spreads with K > 0 are not covered.
 
 use std::sync::LazyLock;
 
 use num_complex::Complex64;
 
+use super::american_fp;
 use super::charfn::LogReturn;
 use super::normal::norm_cdf;
 use crate::instrument::{Barrier, Exercise, Instrument, OptionKind, SpreadOption, VanillaOption};
@@ -40,11 +48,17 @@ fn not_applicable(reason: &str) -> Error {
 /// ```
 /// use benchop::{catalogue, method::closed_form};
 /// assert!(closed_form::applies(&catalogue::case("4a").unwrap().problem));
-/// assert!(!closed_form::applies(&catalogue::case("1bI").unwrap().problem)); // American
+/// assert!(closed_form::applies(&catalogue::case("1bI").unwrap().problem)); // Andersen–Lake–Offengenden
+/// assert!(!closed_form::applies(&catalogue::case("2b").unwrap().problem)); // American, discrete dividend
 /// ```
 pub fn applies(problem: &Problem) -> bool {
     match (problem.model(), problem.instrument(), problem.points()) {
         (Model::TwoAsset(_), Instrument::Spread(o), Points::SpotPairs(_)) => o.strike == 0.0,
+        (Model::BlackScholes(m), Instrument::Vanilla(o), Points::Spots(_))
+            if o.exercise == Exercise::American =>
+        {
+            problem.quantity() == Quantity::Price && american_fp::applies(m, o)
+        }
         (model, Instrument::Vanilla(o), Points::Spots(_)) if o.exercise == Exercise::European => {
             match (model, o.barrier) {
                 (Model::BlackScholes(_), None) => true,
@@ -59,7 +73,8 @@ pub fn applies(problem: &Problem) -> bool {
     }
 }
 
-/// Price every point; the ladder has the single level 0, `Ok(None)` beyond it.
+/// Price every point at ladder `level`, `Ok(None)` past its end: the formulas have the single level 0,
+/// American puts with r > 0 the Andersen–Lake–Offengenden ladder.
 ///
 /// ```
 /// use benchop::{catalogue, method::closed_form, Cancel};
@@ -67,15 +82,55 @@ pub fn applies(problem: &Problem) -> bool {
 /// let e = closed_form::price_level(&case.problem, 0, &Cancel::new()).unwrap().unwrap();
 /// assert!(benchop::relerr(&e.values, &case.reference) < 1e-12);
 /// assert!(closed_form::price_level(&case.problem, 1, &Cancel::new()).unwrap().is_none());
+///
+/// let american = catalogue::case("1bI").unwrap();
+/// let e = closed_form::price_level(&american.problem, 1, &Cancel::new()).unwrap().unwrap();
+/// assert!(benchop::relerr(&e.values, &american.reference) < 1e-4);
 /// ```
 pub fn price_level(problem: &Problem, level: usize, cancel: &Cancel) -> Result<Option<Estimate>, Error> {
+    if let Some((model, option, spots)) = early_exercise(problem) {
+        cancel.check()?;
+        if !applies(problem) {
+            return Err(not_applicable(
+                "American options with discrete dividends or barriers, and their Greeks, are not covered",
+            ));
+        }
+        return american_fp::price_level(model, option, spots, level, cancel);
+    }
     if level > 0 {
         return Ok(None);
     }
     price(problem, cancel).map(Some)
 }
 
-/// Price every evaluation point of `problem` by its closed or semi-closed form.
+/// The American options whose early exercise has a value (puts with r > 0): priced by the
+/// Andersen–Lake–Offengenden ladder, not by a formula.
+fn early_exercise(problem: &Problem) -> Option<(&BlackScholes, &VanillaOption, &[f64])> {
+    match (problem.model(), problem.instrument(), problem.points()) {
+        (Model::BlackScholes(m), Instrument::Vanilla(o), Points::Spots(spots))
+            if o.exercise == Exercise::American && !american_fp::never_exercised_early(m, o) =>
+        {
+            Some((m, o, spots))
+        }
+        _ => None,
+    }
+}
+
+/// Is the closed-form value of `problem` exact to rounding (a formula, one ladder level), rather than
+/// the Andersen–Lake–Offengenden ladder with its discretisation error?
+///
+/// ```
+/// use benchop::{catalogue, method::closed_form};
+/// assert!(closed_form::is_exact(&catalogue::case("1aI").unwrap().problem));
+/// assert!(!closed_form::is_exact(&catalogue::case("1bI").unwrap().problem)); // American put, r > 0
+/// ```
+pub fn is_exact(problem: &Problem) -> bool {
+    early_exercise(problem).is_none()
+}
+
+/// Price every evaluation point of `problem` by its closed or semi-closed form. American puts with
+/// r > 0 have none and are `NotApplicable` here; [`price_level`] prices them by the
+/// Andersen–Lake–Offengenden ladder.
 ///
 /// ```
 /// use benchop::{catalogue, method::closed_form, Cancel};
@@ -90,6 +145,12 @@ pub fn price(problem: &Problem, cancel: &Cancel) -> Result<Estimate, Error> {
             "no closed form for this model, instrument or quantity",
         ));
     }
+    if !is_exact(problem) {
+        return Err(not_applicable(
+            "an American put with r > 0 has no closed form; `price_level` runs the \
+             Andersen–Lake–Offengenden ladder",
+        ));
+    }
     let quantity = problem.quantity();
     let (values, setting) = match (problem.model(), problem.instrument(), problem.points()) {
         (Model::TwoAsset(m), Instrument::Spread(o), Points::SpotPairs(pairs)) => {
@@ -102,6 +163,16 @@ pub fn price(problem: &Problem, cancel: &Cancel) -> Result<Estimate, Error> {
         (model, Instrument::Vanilla(o), Points::Spots(spots)) => {
             let mut values = Vec::with_capacity(spots.len());
             let setting = match model {
+                Model::BlackScholes(m) if o.exercise == Exercise::American => {
+                    let european = VanillaOption {
+                        exercise: Exercise::European,
+                        ..o.clone()
+                    };
+                    for &s in spots {
+                        values.push(black_scholes(m, &european, s, quantity)?);
+                    }
+                    "Black–Scholes–Merton formula: early exercise never pays (q = 0)"
+                }
                 Model::BlackScholes(m) if o.barrier.is_some() => {
                     for &s in spots {
                         values.push(barrier(m, o, s)?);

@@ -4,6 +4,7 @@
 //! prices all evaluation points at one level; [`crate::tune`] walks the ladder to find the cheapest level
 //! that reaches a tolerance. Kernels check a [`Cancel`] flag between units of work.
 
+mod american_fp;
 mod charfn;
 pub mod closed_form;
 pub mod cos;
@@ -38,7 +39,8 @@ pub struct Estimate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum MethodId {
-    /// Closed and semi-closed forms (BSM + Greeks, barrier, dividends, Merton series, Heston, Margrabe).
+    /// Closed and semi-closed forms (BSM + Greeks, barrier, dividends, Merton series, Heston, Margrabe),
+    /// and American puts by the Andersen–Lake–Offengenden fixed-point method.
     ClosedForm,
     /// Fourier-cosine expansion (Fang & Oosterlee 2008).
     Cos,
@@ -96,7 +98,9 @@ impl MethodId {
         match self {
             MethodId::ClosedForm => {
                 "Closed and semi-closed forms: Black–Scholes–Merton with Greeks, continuous barriers \
-                 (Reiner–Rubinstein), proportional dividends, Merton series, Heston (Lewis integral), Margrabe"
+                 (Reiner–Rubinstein), proportional dividends, Merton series, Heston (Lewis integral), \
+                 Margrabe; American puts by the Andersen–Lake–Offengenden fixed-point method (spectral \
+                 collocation of the exercise boundary, 2016); American calls without dividends at r ≥ 0 as European"
             }
             MethodId::Cos => {
                 "Fourier-cosine expansion (Fang & Oosterlee 2008); Bermudan COS with Richardson extrapolation \

@@ -263,9 +263,17 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     let beat = token.child_token();
     tokio::spawn(heartbeat(Arc::clone(worker), Arc::clone(&events), beat.clone()));
     let _stop_heartbeat = beat.drop_guard();
+    // A consumer on a connection that died without an error frame may never yield again (as baas's
+    // consumers guard too): check the connection now and then and start a new session when it is gone.
+    let mut liveness = tokio::time::interval(LIVENESS_CHECK);
     let outcome = loop {
         tokio::select! {
             () = token.cancelled() => break Ok(()),
+            _ = liveness.tick() => {
+                if !(conn.status().connected() && channel.status().connected() && results.status().connected()) {
+                    break Err(AmqpError::Stalled("the worker's connection", LIVENESS_CHECK));
+                }
+            }
             Some(action) = actions.recv() => match action {
                 control::Action::Shutdown => {
                     tracing::info!("shutdown requested by a control command");
@@ -325,6 +333,11 @@ async fn session(config: &Config, worker: &Arc<Worker>, token: &CancellationToke
     outcome
 }
 
+/// How often a session checks that its connection and channels are still open.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+/// Longest wait for a result's confirm and the task's ack; beyond it the task is left to redelivery.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
 async fn process(
     delivery: lapin::message::Delivery,
     worker: &Worker,
@@ -366,16 +379,29 @@ async fn process(
         worker.handle(task, events).await
     };
     let id = result.task_id.to_string();
-    match amqp::publish_confirmed(
-        results,
-        RESULTS_EXCHANGE,
-        RESULTS_ROUTING_KEY,
-        [(id, result.encode())],
+    // Bounded: a confirm or ack that never comes (a dead connection) must not hold the task's slot; the
+    // unacked task is redelivered when the connection goes, and a duplicate result is ignored by baas.
+    let confirmed = tokio::time::timeout(
+        SETTLE_LIMIT,
+        amqp::publish_confirmed(
+            results,
+            RESULTS_EXCHANGE,
+            RESULTS_ROUTING_KEY,
+            [(id, result.encode())],
+        ),
     )
     .await
-    {
+    .unwrap_or(Err(AmqpError::Stalled("confirming a result", SETTLE_LIMIT)));
+    match confirmed {
         Ok(()) => {
-            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+            let acked = tokio::time::timeout(SETTLE_LIMIT, delivery.ack(BasicAckOptions::default()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+                        lapin::ConnectionState::Closed,
+                    )))
+                });
+            if let Err(e) = acked {
                 // The result is safe at the broker; the task will be redelivered and its result deduplicated.
                 tracing::warn!(error = %e, task = %result.task_id, "ack failed after the result was confirmed");
             }
@@ -383,12 +409,14 @@ async fn process(
         }
         Err(e) => {
             tracing::error!(error = %e, task = %result.task_id, "result not confirmed; requeueing the task");
-            let _ = delivery
-                .nack(BasicNackOptions {
+            let _ = tokio::time::timeout(
+                SETTLE_LIMIT,
+                delivery.nack(BasicNackOptions {
                     requeue: true,
                     multiple: false,
-                })
-                .await;
+                }),
+            )
+            .await;
         }
     }
 }

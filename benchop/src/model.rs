@@ -187,21 +187,19 @@ impl LocalVol {
     /// ```
     pub fn sigma(&self, s: f64, t: f64, s0: f64) -> f64 {
         match self.surface {
-            LocalVolSurface::Benchop3aI => {
-                let x = s / 100.0;
-                0.15 + 0.15 * (0.5 + 2.0 * t) * (x - 1.2).powi(2) / (x * x + 1.44)
-            }
-            LocalVolSurface::SviBenchop3aII => svi_local_vol(self.r, s0, s, t),
-            // Validation samples the formula over the pricing domain; between samples a kernel must still
-            // get a usable volatility.
-            LocalVolSurface::Formula(f) => {
-                let v = f.eval(s, t);
-                if v.is_nan() {
-                    MIN_FORMULA_VOL
-                } else {
-                    v.clamp(MIN_FORMULA_VOL, MAX_FORMULA_VOL)
-                }
-            }
+            LocalVolSurface::Benchop3aI => benchop_3ai(s, 0.15 * (0.5 + 2.0 * t)),
+            LocalVolSurface::SviBenchop3aII => SviSlice::new(self.r, s0, t).sigma_log(s.ln()),
+            LocalVolSurface::Formula(f) => formula_vol(&f, s, t),
+        }
+    }
+
+    /// σ(·, t) on the time slice `t`, evaluated from ln S: the parts that depend on t only are computed
+    /// once, so a Monte Carlo step costs one cheap evaluation per path.
+    pub(crate) fn slice(&self, t: f64, s0: f64) -> VolSlice {
+        match self.surface {
+            LocalVolSurface::Benchop3aI => VolSlice::Benchop3aI(0.15 * (0.5 + 2.0 * t)),
+            LocalVolSurface::SviBenchop3aII => VolSlice::Svi(SviSlice::new(self.r, s0, t)),
+            LocalVolSurface::Formula(f) => VolSlice::Formula(f, t),
         }
     }
 
@@ -211,60 +209,126 @@ impl LocalVol {
     }
 }
 
+/// σ(·, t) of a [`LocalVol`] on one time slice (see [`LocalVol::slice`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VolSlice {
+    /// 3aI with its time factor 0.15·(0.5 + 2t).
+    Benchop3aI(f64),
+    /// 3aII.
+    Svi(SviSlice),
+    /// A user's formula at time t.
+    Formula(crate::formula::Formula, f64),
+}
+
+impl VolSlice {
+    /// σ at ln S = `log_s`; equal to [`LocalVol::sigma`] at S = e^{log_s} up to rounding.
+    pub(crate) fn sigma_log(&self, log_s: f64) -> f64 {
+        match self {
+            VolSlice::Benchop3aI(level) => benchop_3ai(log_s.exp(), *level),
+            VolSlice::Svi(slice) => slice.sigma_log(log_s),
+            VolSlice::Formula(f, t) => formula_vol(f, log_s.exp(), *t),
+        }
+    }
+}
+
+/// The 3aI surface 0.15 + level·(S/100 − 1.2)²/((S/100)² + 1.44), level = 0.15·(0.5 + 2t).
+fn benchop_3ai(s: f64, level: f64) -> f64 {
+    let x = s / 100.0;
+    0.15 + level * (x - 1.2).powi(2) / (x * x + 1.44)
+}
+
+/// Validation samples a formula over the pricing domain; between samples a kernel must still get a
+/// usable volatility.
+fn formula_vol(f: &crate::formula::Formula, s: f64, t: f64) -> f64 {
+    let v = f.eval(s, t);
+    if v.is_nan() {
+        MIN_FORMULA_VOL
+    } else {
+        v.clamp(MIN_FORMULA_VOL, MAX_FORMULA_VOL)
+    }
+}
+
 /// Smallest volatility a formula surface yields (smaller values are clamped up to it).
 pub const MIN_FORMULA_VOL: f64 = 1e-4;
 /// Largest volatility a formula surface yields.
 pub const MAX_FORMULA_VOL: f64 = 5.0;
 
-/// The 3aII SVI formula v(T, x) and its derivatives ∂v/∂T, ∂v/∂x, ∂²v/∂x².
+/// The 3aII surface on the time slice t: the SVI parameters and their t-derivatives (shared/BENCHOP.md,
+/// 3aII), and the log-forward ln(S₀e^{rt}) that anchors x = log(S/(S₀e^{rt})).
 ///
 /// shared/BENCHOP.md calls the formula the total implied variance, but read that way the Dupire volatility
 /// is absurd (≈ 187 near t = 0) and no method comes near the published 3aII values. Read as the implied
-/// *variance* (total variance w = T·v), finite differences converge to the published values to ~1e-5, so
-/// that is the reading used here.
-fn svi_variance(t: f64, x: f64) -> (f64, f64, f64, f64) {
-    // Parameters and their T-derivatives (shared/BENCHOP.md, 3aII).
-    let st = t.max(1e-12).sqrt();
-    let st4 = (t + 0.04).sqrt();
-    let a = 0.01 + 0.03 * st4;
-    let da = 0.015 / st4;
-    let rt = 0.06 * (1.0 - 0.87 * st);
-    let drt = -0.06 * 0.87 * 0.5 / st;
-    let l = 0.31 * (1.0 - 0.7 * st);
-    let dl = -0.31 * 0.7 * 0.5 / st;
-    let m = 0.03 + 0.01 * t;
-    let dm = 0.01;
-    let q = 0.15 * (0.4 + 0.6 * st4);
-    let dq = 0.15 * 0.6 * 0.5 / st4;
-    let b = 0.5 * (rt - l);
-    let db = 0.5 * (drt - dl);
-    let c = 0.5 * (rt + l);
-    let dc = 0.5 * (drt + dl);
-    let y = x - m;
-    let root = (y * y + q * q).sqrt();
-    let w = a + b * y + c * root;
-    let wx = b + c * y / root;
-    let wxx = c * q * q / (root * root * root);
-    // ∂w/∂T at fixed x: y depends on T through m.
-    let droot = (-y * dm + q * dq) / root;
-    let wt = da + db * y - b * dm + dc * root + c * droot;
-    (w, wt, wx, wxx)
+/// *variance* v (total variance w = t·v), finite differences converge to the published values to ~1e-5,
+/// so that is the reading used here.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SviSlice {
+    t: f64,
+    log_forward: f64,
+    a: f64,
+    b: f64,
+    c: f64,
+    m: f64,
+    q2: f64,
+    /// ∂v/∂t at fixed x is `vt0 + db·y + dc·root + c·(qdq − dm·y)/root`, y = x − m.
+    vt0: f64,
+    db: f64,
+    dc: f64,
+    dm: f64,
+    qdq: f64,
 }
 
-/// Dupire local volatility from total implied variance (Gatheral 2006, eq. 1.10), x = log(S / (S₀ e^{rt})).
-fn svi_local_vol(r: f64, s0: f64, s: f64, t: f64) -> f64 {
-    // The formula has a finite limit as t → 0 but 0/0 terms at t = 0 itself: evaluate just after it.
-    let t = t.max(1e-8);
-    let x = (s / (s0 * (r * t).exp())).ln();
-    let (v, vt, vx, vxx) = svi_variance(t, x);
-    let (w, wt, wx, wxx) = (t * v, v + t * vt, t * vx, t * vxx);
-    let denom = 1.0 - x / w * wx + 0.25 * (-0.25 - 1.0 / w + x * x / (w * w)) * wx * wx + 0.5 * wxx;
-    let var = wt / denom;
-    if var.is_finite() && var > 0.0 {
-        var.sqrt()
-    } else {
-        // Outside the arbitrage-free region Dupire's formula fails; fall back to the implied volatility.
-        v.max(1e-8).sqrt()
+impl SviSlice {
+    fn new(r: f64, s0: f64, t: f64) -> Self {
+        // Dupire's formula has a finite limit as t → 0 but 0/0 terms at t = 0 itself: evaluate just after.
+        let t = t.max(1e-8);
+        let st = t.sqrt();
+        let st4 = (t + 0.04).sqrt();
+        let (a, da) = (0.01 + 0.03 * st4, 0.015 / st4);
+        let (rt, drt) = (0.06 * (1.0 - 0.87 * st), -0.06 * 0.87 * 0.5 / st);
+        let (l, dl) = (0.31 * (1.0 - 0.7 * st), -0.31 * 0.7 * 0.5 / st);
+        let (m, dm) = (0.03 + 0.01 * t, 0.01);
+        let (q, dq) = (0.15 * (0.4 + 0.6 * st4), 0.15 * 0.6 * 0.5 / st4);
+        let (b, db) = (0.5 * (rt - l), 0.5 * (drt - dl));
+        let (c, dc) = (0.5 * (rt + l), 0.5 * (drt + dl));
+        Self {
+            t,
+            log_forward: s0.ln() + r * t,
+            a,
+            b,
+            c,
+            m,
+            q2: q * q,
+            vt0: da - b * dm,
+            db,
+            dc,
+            dm,
+            qdq: q * dq,
+        }
+    }
+
+    /// Dupire local volatility from the total implied variance (Gatheral 2006, eq. 1.10) at ln S.
+    fn sigma_log(&self, log_s: f64) -> f64 {
+        let t = self.t;
+        let x = log_s - self.log_forward;
+        // v(t, x) and ∂v/∂t (at fixed x: y depends on t through m), ∂v/∂x, ∂²v/∂x².
+        let y = x - self.m;
+        let root = (y * y + self.q2).sqrt();
+        let inv_root = 1.0 / root;
+        let v = self.a + self.b * y + self.c * root;
+        let vx = self.b + self.c * y * inv_root;
+        let vxx = self.c * self.q2 * inv_root * inv_root * inv_root;
+        let vt = self.vt0 + self.db * y + self.dc * root + self.c * (self.qdq - self.dm * y) * inv_root;
+        let (w, wt, wx, wxx) = (t * v, v + t * vt, t * vx, t * vxx);
+        let inv_w = 1.0 / w;
+        let xw = x * inv_w;
+        let denom = 1.0 - xw * wx + 0.25 * (-0.25 - inv_w + xw * xw) * wx * wx + 0.5 * wxx;
+        let var = wt / denom;
+        if var.is_finite() && var > 0.0 {
+            var.sqrt()
+        } else {
+            // Outside the arbitrage-free region Dupire's formula fails; fall back to the implied volatility.
+            v.max(1e-8).sqrt()
+        }
     }
 }
 

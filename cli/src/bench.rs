@@ -41,6 +41,10 @@ pub struct Row {
     all_threads: Option<TimeStats>,
     threads: usize,
     error: Option<String>,
+    /// Stochastic methods: standard errors of the timed estimate.
+    std_errors: Option<Vec<f64>>,
+    /// Stochastic methods: one-thread time to reach 2·se ≤ tolerance·|reference| (see [`precision`]).
+    time_to_precision_s: Option<f64>,
     quantlib: Option<QlRow>,
 }
 
@@ -56,6 +60,45 @@ pub struct QlRow {
     min_s: Option<f64>,
     #[serde(default)]
     setting: Option<String>,
+    /// Monte Carlo rows: standard errors at the timed setting.
+    #[serde(default)]
+    std_errors: Option<Vec<f64>>,
+    /// Monte Carlo rows: time to reach 2·se ≤ tolerance·|reference|, by the same rule as ours.
+    #[serde(default)]
+    time_to_precision_s: Option<f64>,
+}
+
+/// Time to precision of a stochastic method, the standard measure of Monte Carlo efficiency
+/// (work-normalised variance; Glasserman 2003, §1.1.3), applied identically to QuantLib's MC engines by
+/// scripts/quantlib_bench.py.
+///
+/// The benchmark's tolerance is far beyond Monte Carlo's reach in seconds, so the comparison is the
+/// time each engine would need to meet the tuner's statistical criterion `2·se_i ≤ tol·|ref_i|` at
+/// every point. Cost model T(N) = F + c·N: with the runs at N₁ < N₂ samples taking T₁ and T₂, the
+/// N-independent part is F = (T₁N₂ − T₂N₁)/(N₂ − N₁), clamped to [0, T₂] (0 when T₂ ≤ T₁); as se falls
+/// as 1/√N, the time to precision is F + (T₂ − F)·(s/tol)² with s = maxᵢ 2·se_i/|ref_i| at N₂; a run
+/// that already meets the criterion (s ≤ tol) counts with its own time T₂ (no extrapolation down).
+pub fn precision(t1: Option<(f64, f64)>, (t2, n2): (f64, f64), s: f64, tol: f64) -> f64 {
+    if s <= tol {
+        return t2;
+    }
+    let fixed = match t1 {
+        Some((t1, n1)) if t2 > t1 && n2 > n1 => ((t1 * n2 - t2 * n1) / (n2 - n1)).clamp(0.0, t2),
+        _ => 0.0,
+    };
+    fixed + (t2 - fixed) * (s / tol).powi(2)
+}
+
+/// Samples of a stochastic method at a ladder level (paths, or points × replicates), `None` past the
+/// end of the ladder or for deterministic methods.
+fn samples(method: MethodId, problem: &benchop::Problem, level: usize) -> Option<f64> {
+    match method {
+        MethodId::Mc => benchop::method::mc::level_config(problem, level).map(|c| c.paths as f64),
+        MethodId::Qmc => {
+            benchop::method::qmc::level_config(problem, level).map(|c| (c.points * c.replicates) as f64)
+        }
+        _ => None,
+    }
 }
 
 fn stats(times: &[Duration]) -> Option<TimeStats> {
@@ -79,6 +122,8 @@ fn measure_pair(
         all_threads: None,
         threads: pools[1].current_num_threads(),
         error: None,
+        std_errors: None,
+        time_to_precision_s: None,
         quantlib: None,
     };
     let cancel = Cancel::with_deadline(Instant::now() + opts.time_limit);
@@ -95,6 +140,9 @@ fn measure_pair(
     row.relerr = Some(tuned.relerr);
     row.level = Some(tuned.level);
     row.setting = Some(tuned.estimate.setting.clone());
+    if method.is_stochastic() {
+        return measure_stochastic(case, method, opts, pools, &cancel, row, &tuned);
+    }
     for (i, pool) in pools.iter().enumerate() {
         match pool.install(|| tune::measure(method, &case.problem, tuned.level, opts.repeats, &cancel)) {
             Ok((times, _)) if i == 0 => row.one_thread = stats(&times),
@@ -102,6 +150,78 @@ fn measure_pair(
             Err(e) => row.error = Some(e.to_string()),
         }
     }
+    row
+}
+
+/// A stochastic method is timed at the level it reached the tolerance at, or else at the most accurate
+/// level of its ladder (not the one whose relerr happened to be smallest), and gets its time to
+/// precision from that run and one at the level below (see [`precision`]).
+fn measure_stochastic(
+    case: &catalogue::Case,
+    method: MethodId,
+    opts: &Options,
+    pools: &[rayon::ThreadPool; 2],
+    cancel: &Cancel,
+    mut row: Row,
+    tuned: &tune::Tuned,
+) -> Row {
+    let problem = &case.problem;
+    let level = if tuned.reached {
+        tuned.level
+    } else {
+        (0..)
+            .take_while(|&l| samples(method, problem, l).is_some())
+            .last()
+            .unwrap_or(tuned.level)
+    };
+    let mut timed = None;
+    for (i, pool) in pools.iter().enumerate() {
+        match pool.install(|| tune::measure(method, problem, level, opts.repeats, cancel)) {
+            Ok((times, estimate)) if i == 0 => {
+                row.one_thread = stats(&times);
+                timed = Some(estimate);
+            }
+            Ok((times, _)) => row.all_threads = stats(&times),
+            Err(e) => row.error = Some(e.to_string()),
+        }
+    }
+    let (Some(estimate), Some(t2)) = (timed, row.one_thread) else {
+        return row;
+    };
+    let below = match level.checked_sub(1) {
+        Some(l) => match pools[0].install(|| tune::measure(method, problem, l, opts.repeats, cancel)) {
+            Ok((times, _)) => stats(&times)
+                .zip(samples(method, problem, l))
+                .map(|(t, n)| (t.mean_s, n)),
+            Err(e) => {
+                row.error = Some(e.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let se = estimate.std_errors.clone().unwrap_or_default();
+    let reference = &case.reference;
+    let s = se
+        .iter()
+        .zip(reference)
+        .map(|(e, r)| 2.0 * e / r.abs())
+        .fold(0.0, f64::max);
+    let agrees = estimate
+        .values
+        .iter()
+        .zip(reference)
+        .zip(&se)
+        .all(|((v, r), e)| (v - r).abs() <= 4.0 * e);
+    if let Some(n2) = samples(method, problem, level)
+        && agrees
+    {
+        row.time_to_precision_s = Some(precision(below, (t2.mean_s, n2), s, opts.tolerance));
+    }
+    row.level = Some(level);
+    row.relerr = Some(benchop::relerr(&estimate.values, reference));
+    row.setting = Some(estimate.setting);
+    row.std_errors = Some(se);
     row
 }
 
@@ -147,12 +267,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         let ql = quantlib(opts, &cases)?;
         let mut by_key: HashMap<(String, String), QlRow> = HashMap::new();
         for r in ql {
-            // Keep the fastest QuantLib engine of each class that reached the tolerance.
+            // Keep the fastest QuantLib engine of each class that reached the tolerance; Monte Carlo
+            // engines by their time to precision.
             let key = (r.case.clone(), r.method.clone());
+            let time = |q: &QlRow| q.time_to_precision_s.or(q.mean_s).unwrap_or(f64::INFINITY);
             let better = by_key.get(&key).is_none_or(|old| {
-                (r.reached && !old.reached)
-                    || (r.reached == old.reached
-                        && r.mean_s.unwrap_or(f64::INFINITY) < old.mean_s.unwrap_or(f64::INFINITY))
+                (r.reached && !old.reached) || (r.reached == old.reached && time(&r) < time(old))
             });
             if better {
                 by_key.insert(key, r);
@@ -184,6 +304,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
                 all_threads: None,
                 threads: all,
                 error: None,
+                std_errors: None,
+                time_to_precision_s: None,
                 quantlib: Some(r),
             });
         }
@@ -203,6 +325,11 @@ fn quantlib(opts: &Options, cases: &[&catalogue::Case]) -> anyhow::Result<Vec<Ql
             &opts.repeats.to_string(),
         ])
         .args(["--cases", &ids.join(",")])
+        .args(if opts.methods.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--methods".to_owned(), opts.methods.join(",")]
+        })
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run python3 {}", script.display()))?;
@@ -270,10 +397,12 @@ pub fn table(rows: &[Row]) -> String {
             let ratio = match (
                 q.and_then(|q| q.reached.then_some(q.mean_s).flatten()),
                 r.one_thread,
+                q.and_then(|q| q.time_to_precision_s).zip(r.time_to_precision_s),
             ) {
-                (Some(ql), Some(ours)) if r.reached && ours.mean_s > 0.0 => {
+                (Some(ql), Some(ours), _) if r.reached && ours.mean_s > 0.0 => {
                     format!("{:.0}", ql / ours.mean_s)
                 }
+                (_, _, Some((ql, ours))) if ours > 0.0 => format!("{:.0} ᵖ", ql / ours),
                 _ => String::new(),
             };
             cells.push(Cell::new(q.map_or(String::new(), |q| {
@@ -289,7 +418,83 @@ pub fn table(rows: &[Row]) -> String {
         cells.push(Cell::new(setting));
         t.add_row(cells);
     }
-    t.to_string()
+    let mut out = t.to_string();
+    out += &precision_note(rows);
+    out
+}
+
+/// Under the table: the time-to-precision figures behind the ᵖ ratios of stochastic methods.
+fn precision_note(rows: &[Row]) -> String {
+    let lines: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            r.time_to_precision_s.is_some() || r.quantlib.as_ref().is_some_and(|q| q.std_errors.is_some())
+        })
+        .map(|r| {
+            let worst = |se: &Option<Vec<f64>>| {
+                let reference = catalogue::case(&r.case)
+                    .map(|c| c.reference.clone())
+                    .unwrap_or_default();
+                se.as_ref().map_or(String::from("?"), |se| {
+                    let s = se
+                        .iter()
+                        .zip(&reference)
+                        .map(|(e, x)| e / x.abs())
+                        .fold(0.0, f64::max);
+                    format!("{s:.1e}")
+                })
+            };
+            let ours = match (r.one_thread, r.time_to_precision_s) {
+                (Some(t), Some(p)) => format!(
+                    "ours {} at se/ref ≤ {} → {}",
+                    fmt_time(t.mean_s),
+                    worst(&r.std_errors),
+                    fmt_time(p)
+                ),
+                (Some(t), None) => format!(
+                    "ours {} at se/ref ≤ {} (disagrees with the reference beyond 4 se)",
+                    fmt_time(t.mean_s),
+                    worst(&r.std_errors)
+                ),
+                _ => String::from("ours: not measured"),
+            };
+            let theirs = match r.quantlib.as_ref() {
+                Some(q) => match (q.mean_s, q.time_to_precision_s) {
+                    (Some(t), Some(p)) => format!(
+                        "{} {} at se/ref ≤ {} → {}",
+                        q.engine,
+                        fmt_time(t),
+                        worst(&q.std_errors),
+                        fmt_time(p)
+                    ),
+                    (Some(t), None) => format!(
+                        "{} {} at se/ref ≤ {} (disagrees with the reference beyond 4 se)",
+                        q.engine,
+                        fmt_time(t),
+                        worst(&q.std_errors)
+                    ),
+                    _ => format!("{}: no time", q.engine),
+                },
+                None => String::from("no QuantLib engine of this class"),
+            };
+            format!("  {} {}: {ours}; {theirs}\n", r.case, r.method)
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nᵖ stochastic methods: × faster compares the one-thread times to precision, i.e. to reach \
+         2·se ≤ tolerance·|reference| at every point, extrapolated from the most accurate affordable run \
+         as F + (T − F)·(s/tol)² (F: the part of the time independent of the sample count, from the run \
+         one level below; s: max 2·se/|ref|; T itself when s ≤ tol), identically for QuantLib's MC engines \
+         (scripts/quantlib_bench.py), at the same time steps; only where both agree with the reference \
+         within 4 se.\n",
+    );
+    for l in lines {
+        out += &l;
+    }
+    out
 }
 
 /// One line per case: its fastest method reaching the tolerance on one thread.

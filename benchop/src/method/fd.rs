@@ -544,7 +544,12 @@ fn build_grid(
     match grid {
         Grid::Uniform => {
             let target = (hi - lo) / n as f64;
-            // A spacing that puts the points (and a barrier end) on nodes when they are commensurate.
+            // A spacing that puts the points (and a barrier end) on nodes when they are commensurate with
+            // one within a factor √1.5 of the target; else the target itself (the strike stays a node,
+            // the points are interpolated). The band keeps the spacings of successive ladder levels
+            // (targets 1.5× apart) distinct: rounding g/target alone gave h = g = |S − K| for every
+            // target above g/1.5, so one point's grid stopped refining for several levels (which looked
+            // converged) and could be far coarser (or, for S ≈ K, far finer) than the target.
             let mut offsets: Vec<f64> = points.iter().map(|&p| (p - centre).abs()).collect();
             if hi_barrier {
                 offsets.push(hi - centre);
@@ -552,10 +557,11 @@ fn build_grid(
             if lo_barrier {
                 offsets.push(centre - lo);
             }
-            let h = match common_step(&offsets) {
-                Some(g) => g / (g / target).round().max(1.0),
-                None => target,
-            };
+            let band = 1.5f64.sqrt();
+            let h = common_step(&offsets)
+                .map(|g| g / (g / (target * band)).ceil().max(1.0))
+                .filter(|&h| h > target / band)
+                .unwrap_or(target);
             let mut n_lo = ((centre - lo) / h - 1e-9).ceil().max(1.0) as usize;
             let n_hi = ((hi - centre) / h - 1e-9).ceil().max(1.0) as usize;
             if centre - n_lo as f64 * h < 0.0 {

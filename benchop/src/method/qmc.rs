@@ -62,13 +62,12 @@ pub fn applies(problem: &Problem) -> bool {
                 && match model {
                     Model::BlackScholes(_) => true,
                     Model::Merton(_) => opt.barrier.is_none() && opt.dividends.is_empty(),
-                    // With the Feller condition violated (SLV-Heston) the 64-dimensional QE paths gave
-                    // standard errors that understate the spread of the estimates: not claimed.
-                    Model::Heston(h) => {
-                        opt.barrier.is_none()
-                            && opt.dividends.is_empty()
-                            && 2.0 * h.kappa * h.theta >= h.sigma_v * h.sigma_v
-                    }
+                    // Also with the Feller condition violated (SLV-Heston): over 100 scrambling seeds the
+                    // spread of the estimates matches the reported standard errors (ratio 0.95–1.1) and
+                    // their mean the reference (QE's bias at 32 steps is < 2e-4 relative; see
+                    // tests/numerical.rs). The error is a Student t with R − 1 = 15 degrees of freedom,
+                    // so |error| > 4 se happens with probability ~1e-3 per point, as for every case.
+                    Model::Heston(_) => opt.barrier.is_none() && opt.dividends.is_empty(),
                     Model::Sabr(m) => {
                         opt.barrier.is_none() && opt.dividends.is_empty() && crate::method::sabr::supported(m)
                     }
@@ -80,14 +79,14 @@ pub fn applies(problem: &Problem) -> bool {
 }
 
 /// The setting at ladder `level` (0 = cheapest), `None` past the end: 2¹⁰ … 2¹⁶ points per replicate
-/// (16 replicates); Heston uses 32 QE steps per year (up to 2¹³ points), barriers 8 steps per year
+/// (16 replicates); Heston uses 32 QE steps per year (up to 2¹⁴ points), barriers 8 steps per year
 /// (up to 2¹⁵ points), SABR 32 volatility steps per year (up to 2¹⁴ points; the trapezoid bias of
 /// ∫α² dt is ~1e-5 relative at 16), keeping the last level near a second.
 pub fn level_config(problem: &Problem, level: usize) -> Option<QmcConfig> {
     let t = problem.instrument().maturity();
     let per_year = |n: f64| ((n * t).ceil() as usize).max(4);
     let (levels, steps) = match (problem.model(), problem.instrument()) {
-        (Model::Heston(_), _) => (4, per_year(32.0).min(64)),
+        (Model::Heston(_), _) => (5, per_year(32.0).min(64)),
         (Model::Sabr(_), _) => (5, per_year(32.0).min(128)),
         (Model::BlackScholes(_), Instrument::Vanilla(o)) if o.barrier.is_some() => {
             (6, per_year(8.0).min(128))
@@ -204,9 +203,12 @@ pub fn price(problem: &Problem, cfg: &QmcConfig, cancel: &Cancel) -> Result<Esti
             for start in (0..cfg.points).step_by(BLOCK) {
                 cancel.check()?;
                 for i in start..(start + BLOCK).min(cfg.points) {
-                    for (d, ud) in u.iter_mut().enumerate() {
-                        let f = sobol_burley::sample(i as u32, d as u32, seed);
-                        *ud = f64::from(f) + 0.5 / 16_777_216.0;
+                    // Four dimensions per call (SIMD; the same numbers as `sobol_burley::sample`).
+                    for (set, chunk) in u.chunks_mut(4).enumerate() {
+                        let f = sobol_burley::sample_4d(i as u32, set as u32, seed);
+                        for (ud, &fd) in chunk.iter_mut().zip(&f) {
+                            *ud = f64::from(fd) + 0.5 / 16_777_216.0;
+                        }
                     }
                     evaluate(&task, &u, &mut work, &mut sums);
                 }
@@ -330,6 +332,8 @@ fn build_task(problem: &Problem, cfg: &QmcConfig) -> Result<Task, Error> {
 struct Work {
     w1: Vec<f64>,
     w2: Vec<f64>,
+    /// The bridge's Brownian path.
+    path: Vec<f64>,
 }
 
 /// Add the undiscounted payoff of one Sobol point `u` to `sums`, per evaluation point.
@@ -380,8 +384,8 @@ fn evaluate(task: &Task, u: &[f64], work: &mut Work, sums: &mut [f64]) {
         } => {
             let n = bridge.len();
             // Dimensions alternate between the two Brownian motions so both get the leading ones.
-            bridge.increments(u.iter().step_by(2).copied(), &mut work.w1);
-            bridge.increments(u.iter().skip(1).step_by(2).copied(), &mut work.w2);
+            bridge.increments(u.iter().step_by(2).copied(), &mut work.w1, &mut work.path);
+            bridge.increments(u.iter().skip(1).step_by(2).copied(), &mut work.w2, &mut work.path);
             let mut v = qe.v0();
             let mut x = 0.0;
             for i in 0..n {
@@ -402,7 +406,7 @@ fn evaluate(task: &Task, u: &[f64], work: &mut Work, sums: &mut [f64]) {
             points,
         } => {
             let n = bridge.len();
-            bridge.increments(u.iter().copied(), &mut work.w1);
+            bridge.increments(u.iter().copied(), &mut work.w1, &mut work.path);
             let h = t / n as f64;
             let (drift, vol) = (-0.5 * m.nu * m.nu * h, m.nu * h.sqrt());
             // ∫α² dt by the trapezoid rule on the exact log-normal α.
@@ -427,7 +431,7 @@ fn evaluate(task: &Task, u: &[f64], work: &mut Work, sums: &mut [f64]) {
             let Some(barrier) = opt.barrier.map(LogBarrier::new) else {
                 return;
             };
-            bridge.increments(u.iter().copied(), &mut work.w1);
+            bridge.increments(u.iter().copied(), &mut work.w1, &mut work.path);
             for (sum, &(s0, k)) in sums.iter_mut().zip(points) {
                 let mut x = s0.ln();
                 let mut survival = 1.0;
@@ -513,12 +517,14 @@ impl Bridge {
         self.times.len()
     }
 
-    /// Standardised increments (W(t_i) − W(t_{i−1}))/√(t_i − t_{i−1}) from the uniforms `u`.
-    fn increments(&self, u: impl Iterator<Item = f64>, out: &mut Vec<f64>) {
+    /// Standardised increments (W(t_i) − W(t_{i−1}))/√(t_i − t_{i−1}) from the uniforms `u`; `w` is
+    /// scratch space for the path.
+    fn increments(&self, u: impl Iterator<Item = f64>, out: &mut Vec<f64>, w: &mut Vec<f64>) {
         let n = self.times.len();
         out.clear();
         out.resize(n, 0.0);
-        let mut w = vec![0.0; n];
+        w.clear();
+        w.resize(n, 0.0);
         for (&(idx, l, r, wl, wr, sd), ui) in self.plan.iter().zip(u) {
             let z = inverse_normal(ui);
             w[idx] = if r == usize::MAX {

@@ -226,13 +226,7 @@ fn adi_config(problem: &Problem, grid: Grid, level: usize) -> Option<crate::meth
     let &(nx, ny, steps) = ladder.get(level)?;
     let (nx, ny) = match problem.model() {
         Model::TwoAsset(_) => (nx, nx),
-        // SABR with a large total vol-of-vol ν√T (BENCHOP–SLV set II: 2.5): the error is dominated by
-        // the F direction (CEV absorption at 0, heavy tails, a far boundary), while the log-volatility
-        // direction is a constant-coefficient diffusion; shift the nodes to F (found by measurement:
-        // set II reaches 1e-4 with 4× fewer nodes this way, set I, ν√T = 0.57, needs the default shape).
-        Model::Sabr(m) if grid == Grid::NonUniform && m.nu * problem.instrument().maturity().sqrt() > 1.0 => {
-            (2 * nx, ny.div_ceil(2).max(8))
-        }
+        // (SABR on the sinh grid has its own ladder: `fd_adi::sabr_level`.)
         // The uniform grid (F up to 32× the strikes here, see `fd_adi::sabr`) needs 6× the F nodes and
         // the full log-volatility ladder (measured on set II: with 4× the F nodes the error is still
         // 1.1e-4 at the last level; with 6× it reaches 6e-5 at level 6, under a second).

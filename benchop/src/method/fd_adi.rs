@@ -30,6 +30,9 @@
 //! K > 0 at the far boundary, where its error is damped before it reaches the points.
 //!
 //! Values at the evaluation points are read off by tensor four-point Lagrange interpolation.
+//!
+//! The ladders of `fd`/`fd-nu` live in `fd.rs`, except SABR under `fd-nu`, whose ladder and grid are
+//! here ([`sabr_level`], dispatched from `method/mod.rs`).
 
 use crate::instrument::{OptionKind, SpreadOption, VanillaOption};
 use crate::model::{Heston, Sabr, TwoAssetBlackScholes};
@@ -171,48 +174,69 @@ impl Pde<'_> {
         }
     }
 
-    /// out = F₀u, F₁u, F₂u at the PDE nodes (zero at Dirichlet nodes).
+    /// out = F₀u, F₁u, F₂u at the PDE nodes. The Dirichlet nodes are not written: the buffers start
+    /// (and stay) zero there.
     fn apply(&self, u: &[f64], f0: &mut [f64], f1: &mut [f64], f2: &mut [f64]) {
         let (nx, ny) = (self.nx(), self.ny());
-        f0.iter_mut().for_each(|x| *x = 0.0);
-        f1.iter_mut().for_each(|x| *x = 0.0);
-        f2.iter_mut().for_each(|x| *x = 0.0);
+        let wx = &self.ax.w1;
         for j in self.j_start()..ny - 1 {
             let row = nx * j;
-            let interior_y = j > 0;
-            let wy = self.ay.w1[j];
-            for i in 1..nx - 1 {
-                let k = row + i;
-                let [a, b, c] = self.lx[k];
-                f1[k] = a * u[k - 1] + b * u[k] + c * u[k + 1];
-                if interior_y {
-                    let [a, b, c] = self.ly[k];
-                    f2[k] = a * u[k - nx] + b * u[k] + c * u[k + nx];
-                } else {
+            let (r0, r1) = (row + 1, row + nx - 1);
+            let lx = &self.lx[r0..r1];
+            for (q, (out, &[a, b, c])) in f1[r0..r1].iter_mut().zip(lx).enumerate() {
+                let k = r0 + q;
+                *out = a * u[k - 1] + b * u[k] + c * u[k + 1];
+            }
+            if j == 0 {
+                for i in 1..nx - 1 {
                     let [a, b, c] = self.ly0[i];
+                    let k = row + i;
                     f2[k] = a * u[k] + b * u[k + nx] + c * u[k + 2 * nx];
+                    f0[k] = 0.0;
                 }
-                if interior_y && self.cxy[k] != 0.0 {
-                    let wx = self.ax.w1[i];
-                    let mut acc = 0.0;
-                    for (q, &wyq) in wy.iter().enumerate() {
-                        let r = k + nx * q - nx;
-                        acc += wyq * (wx[0] * u[r - 1] + wx[1] * u[r] + wx[2] * u[r + 1]);
-                    }
-                    f0[k] = self.cxy[k] * acc;
-                }
+                continue;
+            }
+            let ly = &self.ly[r0..r1];
+            for (q, (out, &[a, b, c])) in f2[r0..r1].iter_mut().zip(ly).enumerate() {
+                let k = r0 + q;
+                *out = a * u[k - nx] + b * u[k] + c * u[k + nx];
+            }
+            let wy = self.ay.w1[j];
+            let cxy = &self.cxy[r0..r1];
+            if cxy.iter().all(|&c| c == 0.0) {
+                f0[r0..r1].iter_mut().for_each(|x| *x = 0.0);
+                continue;
+            }
+            let (um, uc, up) = (
+                u[row - nx..row].windows(3),
+                u[row..row + nx].windows(3),
+                u[row + nx..row + 2 * nx].windows(3),
+            );
+            let rows = um.zip(uc).zip(up).zip(&wx[1..nx - 1]).zip(cxy);
+            for (out, ((((m, c), p), w), &cq)) in f0[r0..r1].iter_mut().zip(rows) {
+                let d = |v: &[f64]| w[0] * v[0] + w[1] * v[1] + w[2] * v[2];
+                *out = cq * (wy[0] * d(m) + wy[1] * d(c) + wy[2] * d(p));
             }
         }
     }
 }
 
-/// Factorised tridiagonal systems I − c·L for both directions.
+/// Rows per block in the x sweeps: enough independent recurrences to overlap, few enough cache lines.
+const X_BLOCK: usize = 8;
+
+/// Factorised tridiagonal systems I − c·L for both directions (Thomas algorithm).
+///
+/// Per node: the reciprocal pivot p, the forward multiplier l = c·a·p of the previous unknown and the
+/// back-substitution factor s = −c·u·p. The forward sweep y_k = p·rhs_k + l·y_{k−1} also picks up the
+/// Dirichlet value before the first unknown, and the back substitution y_k −= s·y_{k+1} the one after the
+/// last, so neither sweep needs a special case at the ends.
 struct Factors {
     c: f64,
-    /// x: reciprocal pivots and modified super-diagonals per node.
     px: Vec<f64>,
+    lx: Vec<f64>,
     sx: Vec<f64>,
     py: Vec<f64>,
+    ly: Vec<f64>,
     sy: Vec<f64>,
 }
 
@@ -220,64 +244,68 @@ impl Factors {
     fn new(pde: &Pde<'_>, c: f64) -> Self {
         let (nx, ny) = (pde.nx(), pde.ny());
         let n = nx * ny;
-        let (mut px, mut sx, mut py, mut sy) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        for j in pde.j_start()..ny - 1 {
-            let mut prev = 0.0;
+        let zeros = || vec![0.0; n];
+        let (mut px, mut lx, mut sx) = (zeros(), zeros(), zeros());
+        let (mut py, mut ly, mut sy) = (zeros(), zeros(), zeros());
+        // Rows (x) and columns (y) in the inner loop: independent recurrences overlap. The factor s of
+        // the node before the first unknown is zero (never written).
+        for j_lo in (pde.j_start()..ny - 1).step_by(X_BLOCK) {
             for i in 1..nx - 1 {
-                let k = i + nx * j;
-                let [a, b, u] = pde.lx[k];
-                let (a, b) = (-c * a, 1.0 - c * b);
-                let p = 1.0 / (b - a * prev);
-                px[k] = p;
-                sx[k] = -c * u * p;
-                prev = sx[k];
+                for j in j_lo..(j_lo + X_BLOCK).min(ny - 1) {
+                    let k = i + nx * j;
+                    let [a, b, u] = pde.lx[k];
+                    let p = 1.0 / ((1.0 - c * b) + c * a * sx[k - 1]);
+                    px[k] = p;
+                    lx[k] = c * a * p;
+                    sx[k] = -c * u * p;
+                }
             }
         }
-        for i in 1..nx - 1 {
-            let mut prev = 0.0;
-            for j in pde.j_start()..ny - 1 {
+        for j in pde.j_start()..ny - 1 {
+            for i in 1..nx - 1 {
                 let k = i + nx * j;
                 if j == 0 {
                     let (diag, sup) = pde.row0(i, c);
                     py[k] = 1.0 / diag;
                     sy[k] = sup / diag;
-                    prev = sy[k];
                     continue;
                 }
                 let [a, b, u] = pde.ly[k];
-                let (a, b) = (-c * a, 1.0 - c * b);
-                let p = 1.0 / (b - a * prev);
+                let p = 1.0 / ((1.0 - c * b) + c * a * sy[k - nx]);
                 py[k] = p;
+                ly[k] = c * a * p;
                 sy[k] = -c * u * p;
-                prev = sy[k];
             }
         }
-        Self { c, px, sx, py, sy }
+        Self {
+            c,
+            px,
+            lx,
+            sx,
+            py,
+            ly,
+            sy,
+        }
     }
 
-    /// Solve (I − cLx) y = rhs on the PDE nodes; the Dirichlet nodes of `y` are already set.
+    /// Solve (I − cLx) y = rhs on the PDE nodes; the Dirichlet nodes of `y` are already set. The sweeps
+    /// run along x with the rows in the inner loop: the rows are independent, so the recurrences overlap.
     fn solve_x(&self, pde: &Pde<'_>, rhs: &[f64], y: &mut [f64]) {
         let (nx, ny) = (pde.nx(), pde.ny());
-        let c = self.c;
-        for j in pde.j_start()..ny - 1 {
-            let row = nx * j;
-            let mut prev = 0.0;
+        // Blocks of rows keep the working set in cache on large grids.
+        for j_lo in (pde.j_start()..ny - 1).step_by(X_BLOCK) {
+            let rows = j_lo..(j_lo + X_BLOCK).min(ny - 1);
             for i in 1..nx - 1 {
-                let k = row + i;
-                let [a, _, u] = pde.lx[k];
-                let mut r = rhs[k];
-                if i == 1 {
-                    r += c * a * y[k - 1];
+                for j in rows.clone() {
+                    let k = i + nx * j;
+                    y[k] = rhs[k] * self.px[k] + self.lx[k] * y[k - 1];
                 }
-                if i == nx - 2 {
-                    r += c * u * y[k + 1];
-                }
-                prev = (r + c * a * prev) * self.px[k];
-                y[k] = prev;
             }
-            for i in (1..nx - 2).rev() {
-                let k = row + i;
-                y[k] -= self.sx[k] * y[k + 1];
+            for i in (1..nx - 1).rev() {
+                for j in rows.clone() {
+                    let k = i + nx * j;
+                    y[k] -= self.sx[k] * y[k + 1];
+                }
             }
         }
     }
@@ -285,35 +313,31 @@ impl Factors {
     /// Solve (I − cLy) y = rhs on the PDE nodes, all columns at once (contiguous inner loops).
     fn solve_y(&self, pde: &Pde<'_>, rhs: &[f64], y: &mut [f64]) {
         let (nx, ny) = (pde.nx(), pde.ny());
-        let c = self.c;
         let j0 = pde.j_start();
-        for j in j0..ny - 1 {
-            let row = nx * j;
+        if j0 == 0 {
+            // Row 0 minus f·row 1 (see `Pde::row0`).
             for i in 1..nx - 1 {
-                let k = row + i;
-                let [a, _, u] = pde.ly[k];
-                let mut r = rhs[k];
-                if j == 1 && j0 == 1 {
-                    r += c * a * y[k - nx];
-                }
-                if j == ny - 2 {
-                    r += c * u * y[k + nx];
-                }
-                if j == 0 {
-                    // Row 0 minus f·row 1 (see `Pde::row0`).
-                    let f = pde.row0_factor(i);
-                    y[k] = (r - f * rhs[k + nx]) * self.py[k];
-                    continue;
-                }
-                let prev = if j > j0 { y[k - nx] } else { 0.0 };
-                y[k] = (r + c * a * prev) * self.py[k];
+                let f = pde.row0_factor(i);
+                y[i] = (rhs[i] - f * rhs[i + nx]) * self.py[i];
             }
         }
-        for j in (j0..ny - 2).rev() {
+        for j in 1..ny - 1 {
             let row = nx * j;
+            let (p, l) = (&self.py[row..row + nx], &self.ly[row..row + nx]);
+            let (prev, cur) = y.split_at_mut(row);
+            let prev = &prev[row - nx..];
+            let r = &rhs[row..row + nx];
             for i in 1..nx - 1 {
-                let k = row + i;
-                y[k] -= self.sy[k] * y[k + nx];
+                cur[i] = r[i] * p[i] + l[i] * prev[i];
+            }
+        }
+        for j in (j0..ny - 1).rev() {
+            let row = nx * j;
+            let s = &self.sy[row..row + nx];
+            let (cur, next) = y.split_at_mut(row + nx);
+            let cur = &mut cur[row..];
+            for i in 1..nx - 1 {
+                cur[i] -= s[i] * next[i];
             }
         }
     }
@@ -331,13 +355,16 @@ fn march(pde: &Pde<'_>, u: &mut Vec<f64>, t: f64, steps: usize, cancel: &Cancel)
     let mut f0 = vec![0.0; n];
     let mut f1 = vec![0.0; n];
     let mut f2 = vec![0.0; n];
+    let mut fu = vec![0.0; n];
     let mut y0 = vec![0.0; n];
     let mut y = vec![0.0; n];
+    let mut z = vec![0.0; n];
     let mut rhs = vec![0.0; n];
     let mut tau = 0.0;
     // Two Douglas (θ = 1) half steps, then Hundsdorfer–Verwer steps.
-    let mut schedule = vec![(true, 0.5 * dt), (true, 0.5 * dt)];
-    schedule.extend(std::iter::repeat_n((false, dt), steps.saturating_sub(1)));
+    let schedule = [(true, 0.5 * dt), (true, 0.5 * dt)]
+        .into_iter()
+        .chain(std::iter::repeat_n((false, dt), steps.saturating_sub(1)));
     for (douglas, h) in schedule {
         cancel.check()?;
         tau += h;
@@ -346,7 +373,8 @@ fn march(pde: &Pde<'_>, u: &mut Vec<f64>, t: f64, steps: usize, cancel: &Cancel)
         pde.apply(u, &mut f0, &mut f1, &mut f2);
         // Y0 = U + h F(U); Y1 = solve(Y0 − c F1 U); Y2 = solve(Y1 − c F2 U).
         for k in 0..n {
-            y0[k] = u[k] + h * (f0[k] + f1[k] + f2[k]);
+            fu[k] = f0[k] + f1[k] + f2[k];
+            y0[k] = u[k] + h * fu[k];
             rhs[k] = y0[k] - c * f1[k];
         }
         y.copy_from_slice(u);
@@ -361,19 +389,18 @@ fn march(pde: &Pde<'_>, u: &mut Vec<f64>, t: f64, steps: usize, cancel: &Cancel)
             continue;
         }
         // Ŷ0 = Y0 + ½h(F(Y2) − F(U)); Ŷ1, Ŷ2 as above around Y2.
-        let (fu0, fu1, fu2) = (f0.clone(), f1.clone(), f2.clone());
         pde.apply(&y, &mut f0, &mut f1, &mut f2);
         for k in 0..n {
-            let diff = (f0[k] + f1[k] + f2[k]) - (fu0[k] + fu1[k] + fu2[k]);
+            let diff = (f0[k] + f1[k] + f2[k]) - fu[k];
             rhs[k] = y0[k] + 0.5 * h * diff - c * f1[k];
         }
-        let mut z = y.clone();
+        z.copy_from_slice(&y);
         fac.solve_x(pde, &rhs, &mut z);
         for k in 0..n {
             rhs[k] = z[k] - c * f2[k];
         }
         fac.solve_y(pde, &rhs, &mut z);
-        *u = z;
+        std::mem::swap(u, &mut z);
     }
     if u.iter().any(|x| !x.is_finite()) {
         return Err(Error::Numerical("ADI solution is not finite".into()));
@@ -720,6 +747,88 @@ fn spread_once(
     ))
 }
 
+/// The `fd-nu` ladder for SABR: (F steps, ln α steps, time steps) at `level`, `None` past its end.
+///
+/// The shape follows where the error is (measured one dimension at a time on BENCHOP–SLV sets I and
+/// II): after the damped start the Hundsdorfer–Verwer time error is small, so few time steps suffice
+/// (set II, T = 10: 16 steps leave the same error as 64). With a small total vol-of-vol ν√T ≤ 1 the F
+/// and ln α errors are of a size (F : ln α : time steps = 12 : 8 : 3; set I reaches 8e-5 at 24 × 16 × 6
+/// against 9e-5 at 28 × 14 × 7 with 2 : 1 : 1/2, and 1.1e-4 at the former 26 × 13 × 13). With a large
+/// one (set II, ν√T = 2.5) the F direction dominates: 8 : 1 : 1/2 converges monotonically (set II:
+/// 9e-4, 4e-4, 2e-4, 6e-5, 1e-5 at 160 … 320 F steps), where 4 : 1 or 2 : 1 stalls near 1e-4.
+fn sabr_ladder(m: &Sabr, maturity: f64, level: usize) -> Option<(usize, usize, usize)> {
+    const N: [usize; 13] = [16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 128, 160];
+    let &n = N.get(level)?;
+    if m.nu * maturity.sqrt() > 1.0 {
+        // Up to 512 × 64 (1024 × 128 for the Richardson partner).
+        (n <= 64).then_some((8 * n, n, n / 2))
+    } else {
+        Some((n, (2 * n).div_ceil(3), (n / 4).max(4)))
+    }
+}
+
+/// Grid of the `fd-nu` SABR ladder: the [`SabrGrid::default`] domain, with five rather than six standard
+/// deviations of ln α below the points (set II: 6e-5 rather than 8e-5 at 256 × 32 × 16; set I and the
+/// ν√T = 1.6 check in `tests/sabr.rs` unchanged within 1e-5).
+///
+/// Not the nearer far F boundary that looks cheaper on set II: at one local normal standard deviation
+/// (8.3 there, 4.6 ms for 6e-5) set II passes, but the ρ = 0 check against QMC in `tests/sabr.rs` keeps
+/// a truncation error of 1.2e-3 at every level; 40 standard deviations (the default) is needed there.
+const SABR_NU_GRID: SabrGrid = SabrGrid {
+    y_lo_sd: 5.0,
+    y_hi_sd: 4.5,
+    y_stretch: 2.0,
+    f_far_sd: 40.0,
+    f_far_mult: 20.0,
+    f_stretch: 0.2,
+};
+
+/// `fd-nu` for SABR at ladder `level` (Richardson-extrapolated HV ADI on the sinh grid); `Ok(None)` past
+/// the end of the ladder.
+pub(crate) fn sabr_level(
+    problem: &crate::Problem,
+    level: usize,
+    cancel: &Cancel,
+) -> Result<Option<crate::method::Estimate>, Error> {
+    use crate::problem::Points;
+    let (crate::model::Model::Sabr(m), crate::Instrument::Vanilla(o)) =
+        (problem.model(), problem.instrument())
+    else {
+        return Err(Error::NotApplicable {
+            method: "fd-nu",
+            reason: "not a SABR vanilla problem".into(),
+        });
+    };
+    let Some((nx, ny, steps)) = sabr_ladder(m, o.maturity, level) else {
+        return Ok(None);
+    };
+    let cfg = AdiConfig {
+        nx,
+        ny,
+        steps,
+        stretched: true,
+        richardson: true,
+    };
+    // Solve for the forward F = S·e^{rT} and discount at the end.
+    let growth = (m.r * o.maturity).exp();
+    let pairs: Vec<(f64, f64)> = match problem.points() {
+        Points::Spots(s) => s.iter().map(|&s| (s * growth, o.strike)).collect(),
+        Points::Strikes { spot, strikes } => strikes.iter().map(|&k| (spot * growth, k)).collect(),
+        Points::SpotPairs(_) => {
+            return Err(Error::NotApplicable {
+                method: "fd-nu",
+                reason: "SABR is a one-asset model".into(),
+            });
+        }
+    };
+    let (values, info) = sabr_with(m, o.kind, o.maturity, &pairs, &cfg, &SABR_NU_GRID, cancel)?;
+    Ok(Some(crate::method::Estimate {
+        values: values.into_iter().map(|x| x / growth).collect(),
+        std_errors: None,
+        setting: format!("ADI Hundsdorfer–Verwer, grid=sinh, {info}, t-steps={steps} (2 Douglas half-steps)"),
+    }))
+}
+
 /// SABR European prices, one per (forward, strike) pair; returns the values (undiscounted, on the
 /// forward) and a description of the grid.
 ///
@@ -744,18 +853,62 @@ pub(crate) fn sabr(
     cfg: &AdiConfig,
     cancel: &Cancel,
 ) -> Result<(Vec<f64>, String), Error> {
-    extrapolated(cfg, |refine, steps| {
-        sabr_once(m, kind, maturity, pairs, cfg, refine, steps, cancel)
-    })
+    sabr_with(m, kind, maturity, pairs, cfg, &SabrGrid::default(), cancel)
+}
+
+/// Domain and stretching of the SABR grid (see [`sabr`]); sd_y = ν√T, sd_f = αK₀^β√T·e^{ν²T/2}.
+#[derive(Debug, Clone, Copy)]
+struct SabrGrid {
+    /// ln α_min: the lowest point, less the drift ½ν²T, less this many sd_y.
+    y_lo_sd: f64,
+    /// ln α_max: the highest point plus this many sd_y.
+    y_hi_sd: f64,
+    /// Concentration of the sinh grid in ln α, in sd_y.
+    y_stretch: f64,
+    /// F_max: the largest point plus this many sd_f …
+    f_far_sd: f64,
+    /// … and at least this multiple of the largest point.
+    f_far_mult: f64,
+    /// Concentration of the sinh grid in F, in min(K₀, sd_f).
+    f_stretch: f64,
+}
+
+impl Default for SabrGrid {
+    fn default() -> Self {
+        Self {
+            y_lo_sd: 6.0,
+            y_hi_sd: 4.5,
+            y_stretch: 2.0,
+            f_far_sd: 40.0,
+            f_far_mult: 20.0,
+            f_stretch: 0.2,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
+fn sabr_with(
+    m: &Sabr,
+    kind: OptionKind,
+    maturity: f64,
+    pairs: &[(f64, f64)],
+    cfg: &AdiConfig,
+    g: &SabrGrid,
+    cancel: &Cancel,
+) -> Result<(Vec<f64>, String), Error> {
+    extrapolated(cfg, |refine, steps| {
+        sabr_once(m, kind, maturity, pairs, cfg, g, refine, steps, cancel)
+    })
+}
+
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn sabr_once(
     m: &Sabr,
     kind: OptionKind,
     t: f64,
     pairs: &[(f64, f64)],
     cfg: &AdiConfig,
+    g: &SabrGrid,
     refine: usize,
     steps: usize,
     cancel: &Cancel,
@@ -773,14 +926,14 @@ fn sabr_once(
     let sd_y = (m.nu * t.sqrt()).max(0.05);
     let y_lo_p = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let y_hi_p = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let y_lo = y_lo_p - 0.5 * m.nu * m.nu * t - 6.0 * sd_y;
-    let y_hi = y_hi_p + 4.5 * sd_y;
+    let y_lo = y_lo_p - 0.5 * m.nu * m.nu * t - g.y_lo_sd * sd_y;
+    let y_hi = y_hi_p + g.y_hi_sd * sd_y;
     let y_c = 0.5 * (y_lo_p + y_hi_p);
     // F: the local normal volatility α·F^β over the life, in units of K₀, sets the concentration and
     // the far boundary (CEV tails are heavy: go far, the sinh map keeps the cost logarithmic).
     let f_hi_p = points.iter().map(|p| p.0).fold(k0, f64::max);
     let sd_f = (m.alpha * k0.powf(m.beta) * t.sqrt() * (0.5 * m.nu * m.nu * t).exp()).max(1e-3 * k0);
-    let f_max = (f_hi_p + 40.0 * sd_f).max(20.0 * f_hi_p);
+    let f_max = (f_hi_p + g.f_far_sd * sd_f).max(g.f_far_mult * f_hi_p);
     // The uniform grid cannot afford that far boundary: it stops ten initial normal standard deviations
     // αF^β√T beyond the largest forward or strike, and at most at 32× it (found by measurement: on
     // BENCHOP–SLV set II, ν√T = 2.5, where the cap applies, 20× and 24× leave a truncation error of 3e-4
@@ -788,8 +941,8 @@ fn sabr_once(
     let f_max_uniform = (f_hi_p + 10.0 * m.alpha * f_hi_p.powf(m.beta) * t.sqrt()).min(32.0 * f_hi_p);
     let (xs, ys) = if cfg.stretched {
         (
-            sinh_nodes(0.0, f_max, k0, 0.2 * k0.min(sd_f), cfg.nx, refine),
-            sinh_nodes(y_lo, y_hi, y_c, 2.0 * sd_y, cfg.ny, refine),
+            sinh_nodes(0.0, f_max, k0, g.f_stretch * k0.min(sd_f), cfg.nx, refine),
+            sinh_nodes(y_lo, y_hi, y_c, g.y_stretch * sd_y, cfg.ny, refine),
         )
     } else {
         (
@@ -805,11 +958,12 @@ fn sabr_once(
     let mut ly = vec![[0.0; 3]; n];
     let mut cxy = vec![0.0; n];
     let (diff_y, drift_y) = (0.5 * m.nu * m.nu, -0.5 * m.nu * m.nu);
+    let f_beta: Vec<f64> = ax.x.iter().map(|f| f.powf(m.beta)).collect();
     for j in 1..ny - 1 {
         let alpha = ay.x[j].exp();
         let (w1y, w2y) = (ay.w1[j], ay.w2[j]);
         for i in 1..nx - 1 {
-            let fb = ax.x[i].powf(m.beta);
+            let fb = f_beta[i];
             let q = i + nx * j;
             let a = 0.5 * alpha * alpha * fb * fb;
             let w2 = ax.w2[i];

@@ -189,6 +189,9 @@ impl MethodId {
             MethodId::Cos => cos::price_level(problem, level, cancel),
             MethodId::Fft => fft::price_level(problem, level, cancel),
             MethodId::Fd => fd::price_level(problem, fd::Grid::Uniform, level, cancel),
+            MethodId::FdNu if fd::sabr_applies(problem, fd::Grid::NonUniform) => {
+                fd_adi::sabr_level(problem, level, cancel)
+            }
             MethodId::FdNu => fd::price_level(problem, fd::Grid::NonUniform, level, cancel),
             MethodId::Tree => tree::price_level(problem, level, cancel),
             MethodId::Mc => mc::price_level(problem, level, cancel),

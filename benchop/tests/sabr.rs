@@ -1,0 +1,102 @@
+//! Off-catalogue checks of the SABR solvers: the `fd-nu` ladder (tuned on the two BENCHOP–SLV sets) must
+//! reach 1e-4 on other parameter sets too, against an independent method or discretisation.
+
+use benchop::model::{Model, Sabr};
+use benchop::{Cancel, Instrument, MethodId, OptionKind, Points, Problem, Quantity, VanillaOption, relerr};
+
+fn problem(m: Sabr, kind: OptionKind, t: f64, spot: f64, strikes: &[f64]) -> Problem {
+    Problem::new(
+        Model::Sabr(m),
+        Instrument::Vanilla(VanillaOption::european(kind, strikes[0], t)),
+        Quantity::Price,
+        Points::Strikes {
+            spot,
+            strikes: strikes.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
+/// Tune `fd-nu` to 1e-4 against `reference` and return its estimate; fail with every input otherwise.
+fn tuned_fd_nu(p: &Problem, reference: &[f64]) -> Vec<f64> {
+    let t = benchop::tune::tune(MethodId::FdNu, p, reference, 1e-4, &Cancel::new()).unwrap();
+    assert!(
+        t.reached,
+        "fd-nu relerr {:.2e} at `{}`\n  fd-nu {:?}\n  ref   {reference:?}",
+        t.relerr, t.estimate.setting, t.estimate.values
+    );
+    t.estimate.values
+}
+
+#[test]
+fn fd_nu_matches_conditional_qmc_with_a_large_vol_of_vol() {
+    // ρ = 0, ν√T = 1.6 (the large-ν√T branch of the ladder): the 2-D PDE against QMC over volatility
+    // paths with the closed-form conditional CEV price, within the QMC error plus the 1e-4 target.
+    let m = Sabr {
+        r: 0.0,
+        alpha: 0.3,
+        beta: 0.5,
+        rho: 0.0,
+        nu: 0.8,
+    };
+    let p = problem(m, OptionKind::Call, 4.0, 0.2, &[0.16, 0.2, 0.25]);
+    let q = MethodId::Qmc.price(&p, 3, &Cancel::new()).unwrap().unwrap();
+    let se = q.std_errors.unwrap();
+    let t = benchop::tune::tune(MethodId::FdNu, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
+    for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
+        assert!(
+            (f - v).abs() <= 4.0 * s + 1e-4 * v,
+            "fd-nu {:?} vs qmc {:?} ± {se:?} (`{}`)",
+            t.estimate.values,
+            q.values,
+            t.estimate.setting
+        );
+    }
+}
+
+#[test]
+fn fd_nu_agrees_with_a_much_finer_uniform_grid_with_correlation() {
+    // ρ ≠ 0 and β ≠ ½, a put, small ν√T: the reference is `fd` (uniform grid, a different domain and
+    // node placement) at its levels 6 and 7, which must agree with each other within 2e-5 first.
+    let m = Sabr {
+        r: 0.01,
+        alpha: 0.25,
+        beta: 0.7,
+        rho: -0.4,
+        nu: 0.5,
+    };
+    let p = problem(m, OptionKind::Put, 2.0, 1.0, &[0.8, 1.0, 1.25]);
+    let fine: Vec<f64> = MethodId::Fd.price(&p, 6, &Cancel::new()).unwrap().unwrap().values;
+    let finer: Vec<f64> = MethodId::Fd.price(&p, 7, &Cancel::new()).unwrap().unwrap().values;
+    assert!(
+        relerr(&fine, &finer) < 2e-5,
+        "fd not converged: {fine:?} {finer:?}"
+    );
+    tuned_fd_nu(&p, &finer);
+}
+
+#[test]
+fn fd_nu_ladder_keeps_the_tolerance_past_the_tuned_level() {
+    // Tuning stops at the first level under 1e-4; the next levels must stay under it (the ladder converges
+    // rather than touching the tolerance by chance), on both BENCHOP–SLV sets.
+    for id in ["SLV-SABR-I", "SLV-SABR-II"] {
+        let case = benchop::catalogue::case(id).unwrap();
+        let t = benchop::tune::tune(
+            MethodId::FdNu,
+            &case.problem,
+            &case.reference,
+            1e-4,
+            &Cancel::new(),
+        )
+        .unwrap();
+        assert!(t.reached, "{id}: {:.2e} at `{}`", t.relerr, t.estimate.setting);
+        for level in t.level + 1..t.level + 3 {
+            let v = MethodId::FdNu
+                .price(&case.problem, level, &Cancel::new())
+                .unwrap()
+                .unwrap();
+            let e = relerr(&v.values, &case.reference);
+            assert!(e <= 1e-4, "{id} level {level}: {e:.2e} at `{}`", v.setting);
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! Off-catalogue checks of the SABR solvers: the `fd-nu` ladder (tuned on the two BENCHOP–SLV sets) must
-//! reach 1e-4 on other parameter sets too, against an independent method or discretisation.
+//! Off-catalogue checks of the SABR solvers: the 2-D ADI solvers (`fd-nu`, whose ladder was tuned on the
+//! two BENCHOP–SLV sets, and `fd`) must reach 1e-4 on other parameter sets too, against an independent
+//! method, a limit with a closed form, or another discretisation.
 
 use benchop::model::{Model, Sabr};
 use benchop::{Cancel, Instrument, MethodId, OptionKind, Points, Problem, Quantity, VanillaOption, relerr};
@@ -97,6 +98,72 @@ fn fd_nu_ladder_keeps_the_tolerance_past_the_tuned_level() {
                 .unwrap();
             let e = relerr(&v.values, &case.reference);
             assert!(e <= 1e-4, "{id} level {level}: {e:.2e} at `{}`", v.setting);
+        }
+    }
+}
+
+#[test]
+fn sabr_adi_with_vanishing_vol_of_vol_is_the_absorbed_cev_closed_form() {
+    // ν → 0 freezes α: SABR is then the CEV model, whatever ρ, and conditional Monte Carlo with ρ = 0 has
+    // no randomness left — it returns the closed-form absorbed CEV price. The ADI solver (with ρ ≠ 0,
+    // which exercises the mixed derivative) must reach it, for a call and a put and several β.
+    for (beta, kind) in [
+        (0.5, OptionKind::Call),
+        (0.7, OptionKind::Put),
+        (0.3, OptionKind::Call),
+    ] {
+        let sabr = |rho| Sabr {
+            r: 0.02,
+            alpha: 0.3 * 0.8f64.powf(1.0 - beta),
+            beta,
+            rho,
+            nu: 1e-6,
+        };
+        let strikes = [0.7, 0.8, 0.95];
+        let cev = problem(sabr(0.0), kind, 1.5, 0.8, &strikes);
+        let mc = MethodId::Mc.price(&cev, 0, &Cancel::new()).unwrap().unwrap();
+        let (closed, se) = (mc.values, mc.std_errors.unwrap());
+        assert!(
+            se.iter().zip(&closed).all(|(s, v)| *s < 1e-7 * v),
+            "β {beta}: {se:?}"
+        );
+        let p = problem(sabr(-0.5), kind, 1.5, 0.8, &strikes);
+        // Both grids: fd-nu (sinh in F) and fd (uniform in F and ln α).
+        for method in [MethodId::FdNu, MethodId::Fd] {
+            let t = benchop::tune::tune(method, &p, &closed, 1e-4, &Cancel::new()).unwrap();
+            assert!(
+                t.reached,
+                "β {beta} {kind:?}: {method} relerr {:.2e} at `{}`\n  fd  {:?}\n  cev {closed:?}",
+                t.relerr, t.estimate.setting, t.estimate.values
+            );
+        }
+    }
+}
+
+#[test]
+fn sabr_adi_matches_conditional_qmc_off_the_catalogue() {
+    // ρ = 0, β = 0.6, a put: two independent methods (2-D PDE; QMC over volatility paths with the
+    // closed-form conditional CEV price) agree within the QMC error plus the 1e-4 target.
+    let m = Sabr {
+        r: 0.01,
+        alpha: 0.25,
+        beta: 0.6,
+        rho: 0.0,
+        nu: 0.5,
+    };
+    let p = problem(m, OptionKind::Put, 1.0, 1.0, &[0.85, 1.0, 1.2]);
+    let q = MethodId::Qmc.price(&p, 3, &Cancel::new()).unwrap().unwrap();
+    let se = q.std_errors.unwrap();
+    for method in [MethodId::FdNu, MethodId::Fd] {
+        let t = benchop::tune::tune(method, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
+        for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
+            assert!(
+                (f - v).abs() <= 4.0 * s + 1e-4 * v,
+                "{method} {:?} vs qmc {:?} ± {se:?} (`{}`)",
+                t.estimate.values,
+                q.values,
+                t.estimate.setting
+            );
         }
     }
 }

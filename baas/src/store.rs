@@ -153,6 +153,8 @@ pub struct JobFilter {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Finished jobs as last read, served without a blocking thread; every write empties it.
+    finished: Arc<Mutex<FinishedCache>>,
     /// Read-only connections of a file store; empty for an in-memory store (reads use `conn`).
     readers: Arc<[Mutex<Connection>]>,
     next_reader: Arc<AtomicUsize>,
@@ -160,6 +162,22 @@ pub struct Store {
 
 /// Read-only connections a file store opens beside its writer.
 pub const READERS: usize = 2;
+
+/// Finished jobs kept by [`Store::job`] (the oldest are dropped first).
+pub const FINISHED_CACHE_JOBS: usize = 1024;
+/// Jobs with more tasks than this are never cached (their clone would cost more than the read).
+pub const FINISHED_CACHE_MAX_TASKS: usize = 256;
+
+/// Finished (or cancelled) jobs' records. A finished job changes only by a write (a retry, a late
+/// result), and every write through [`Store::call`] empties the cache after its commit and bumps
+/// `generation`; a read inserts only if no write completed since it began, so a snapshot older than a
+/// write can never be cached after it.
+#[derive(Default)]
+struct FinishedCache {
+    generation: u64,
+    jobs: std::collections::HashMap<Uuid, Arc<(JobRecord, Vec<TaskRecord>)>>,
+    order: std::collections::VecDeque<Uuid>,
+}
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -224,6 +242,7 @@ impl Store {
         };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            finished: Arc::default(),
             readers: readers.into(),
             next_reader: Arc::new(AtomicUsize::new(0)),
         })
@@ -237,7 +256,12 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         if self.readers.is_empty() {
-            return self.call(move |c| f(c)).await;
+            let conn = Arc::clone(&self.conn);
+            return tokio::task::spawn_blocking(move || {
+                let guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
+                f(&guard)
+            })
+            .await?;
         }
         let readers = Arc::clone(&self.readers);
         let first = self.next_reader.fetch_add(1, Ordering::Relaxed);
@@ -256,15 +280,22 @@ impl Store {
         .await?
     }
 
+    /// Run `f` on the writing connection; afterwards the finished-job cache is emptied.
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let (conn, finished) = (Arc::clone(&self.conn), Arc::clone(&self.finished));
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
-            f(&mut guard)
+            let out = f(&mut guard);
+            // After the commit: no cached job may be older than this write.
+            let mut cache = finished.lock().map_err(|_| StoreError::Poisoned)?;
+            cache.generation += 1;
+            cache.jobs.clear();
+            cache.order.clear();
+            out
         })
         .await?
     }
@@ -456,11 +487,10 @@ impl Store {
 
     /// The stored message of a task.
     pub async fn task_message(&self, id: Uuid) -> Result<Option<TaskMessage>, StoreError> {
-        self.call(move |c| {
+        self.read(move |c| {
             let message: Option<String> = c
-                .query_row("SELECT message FROM tasks WHERE id = ?1", [id.to_string()], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT message FROM tasks WHERE id = ?1")?
+                .query_row([id.to_string()], |r| r.get(0))
                 .optional()?;
             Ok(message.map(|m| serde_json::from_str(&m)).transpose()?)
         })
@@ -473,8 +503,8 @@ impl Store {
         before_ms: u64,
         limit: usize,
     ) -> Result<Vec<TaskMessage>, StoreError> {
-        self.call(move |c| {
-            let mut stmt = c.prepare(
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
                 "SELECT message FROM tasks WHERE published = 0 AND result IS NULL AND created_ms < ?1 LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![before_ms as i64, limit as i64], |r| r.get::<_, String>(0))?;
@@ -563,8 +593,36 @@ impl Store {
         .await
     }
 
-    /// A job and its tasks.
+    /// A job and its tasks; a finished job of at most [`FINISHED_CACHE_MAX_TASKS`] tasks from memory
+    /// when it was read before and nothing was written since.
     pub async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
+        let generation = {
+            let cache = self.finished.lock().map_err(|_| StoreError::Poisoned)?;
+            if let Some(hit) = cache.jobs.get(&id) {
+                return Ok(Some((hit.0.clone(), hit.1.clone())));
+            }
+            cache.generation
+        };
+        let read = self.read_job(id).await?;
+        if let Some((job, tasks)) = &read
+            && (job.finished_ms.is_some() || job.cancelled_ms.is_some())
+            && tasks.len() <= FINISHED_CACHE_MAX_TASKS
+        {
+            let mut cache = self.finished.lock().map_err(|_| StoreError::Poisoned)?;
+            if cache.generation == generation && !cache.jobs.contains_key(&id) {
+                if cache.order.len() >= FINISHED_CACHE_JOBS
+                    && let Some(oldest) = cache.order.pop_front()
+                {
+                    cache.jobs.remove(&oldest);
+                }
+                cache.order.push_back(id);
+                cache.jobs.insert(id, Arc::new((job.clone(), tasks.clone())));
+            }
+        }
+        Ok(read)
+    }
+
+    async fn read_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
         self.read(move |c| {
             let Some(job) = c
                 .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
@@ -796,6 +854,20 @@ mod tests {
             let (summary, failed) = store.job_summary(job_id).await.unwrap().unwrap();
             assert_eq!((summary, failed), (job, 1));
         }
+        // The finished job is now served from memory; a write (here a retry) must be seen at once.
+        assert!(store.finished.lock().unwrap().jobs.contains_key(&job_id));
+        assert!(matches!(
+            store.retry_task(tasks[0].task_id).await.unwrap(),
+            Retry::Requeued(_)
+        ));
+        assert!(store.finished.lock().unwrap().jobs.is_empty());
+        let (job, records) = store.job(job_id).await.unwrap().unwrap();
+        assert_eq!((job.n_done, job.finished_ms), (0, None));
+        assert!(records[0].result.is_none());
+        assert!(
+            !store.finished.lock().unwrap().jobs.contains_key(&job_id),
+            "a running job is never cached"
+        );
         // Readers cannot write.
         let reader = store.readers[0].lock().unwrap();
         assert!(reader.execute("DELETE FROM jobs", []).is_err());

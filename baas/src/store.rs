@@ -155,6 +155,8 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Finished jobs as last read, served without a blocking thread; every write empties it.
     finished: Arc<Mutex<FinishedCache>>,
+    /// Tasks confirmed by the broker, waiting to be marked published (see [`Store::mark_published`]).
+    pending_marks: Arc<Mutex<PendingMarks>>,
     /// Read-only connections of a file store; empty for an in-memory store (reads use `conn`).
     readers: Arc<[Mutex<Connection>]>,
     next_reader: Arc<AtomicUsize>,
@@ -167,6 +169,13 @@ pub const READERS: usize = 2;
 pub const FINISHED_CACHE_JOBS: usize = 1024;
 /// Jobs with more tasks than this are never cached (their clone would cost more than the read).
 pub const FINISHED_CACHE_MAX_TASKS: usize = 256;
+
+#[derive(Default)]
+struct PendingMarks {
+    ids: Vec<Uuid>,
+    /// A caller is writing marks now; the others leave theirs in `ids` for it.
+    flushing: bool,
+}
 
 /// Finished (or cancelled) jobs' records. A finished job changes only by a write (a retry, a late
 /// result), and every write through [`Store::call`] empties the cache after its commit and bumps
@@ -243,6 +252,7 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             finished: Arc::default(),
+            pending_marks: Arc::default(),
             readers: readers.into(),
             next_reader: Arc::new(AtomicUsize::new(0)),
         })
@@ -471,18 +481,54 @@ impl Store {
 
     /// Mark tasks as confirmed by the broker.
     pub async fn mark_published(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
-        self.call(move |c| {
-            let tx = c.transaction()?;
-            {
-                let mut stmt = tx.prepare("UPDATE tasks SET published = 1 WHERE id = ?1")?;
-                for id in &ids {
-                    stmt.execute([id.to_string()])?;
+        // Group commit: while one caller writes, concurrent callers add their ids and return; the
+        // writer loops until none are left, so many accepted jobs share one transaction. A mark lost to
+        // a failed write (or a crash) only makes the republisher send a task again: a duplicate run,
+        // whose result baas ignores.
+        {
+            let mut pending = self.pending_marks.lock().map_err(|_| StoreError::Poisoned)?;
+            pending.ids.extend(ids);
+            if pending.flushing {
+                return Ok(());
+            }
+            pending.flushing = true;
+        }
+        // The writing loop runs as its own task, so a caller that goes away (a dropped request) cannot
+        // leave `flushing` set with nobody writing.
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = {
+                    let mut pending = store.pending_marks.lock().map_err(|_| StoreError::Poisoned)?;
+                    if pending.ids.is_empty() {
+                        pending.flushing = false;
+                        return Ok(());
+                    }
+                    std::mem::take(&mut pending.ids)
+                };
+                let written = store
+                    .call(move |c| {
+                        let tx = c.transaction()?;
+                        {
+                            let mut stmt =
+                                tx.prepare_cached("UPDATE tasks SET published = 1 WHERE id = ?1")?;
+                            for id in &batch {
+                                stmt.execute([id.to_string()])?;
+                            }
+                        }
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await;
+                if let Err(e) = written {
+                    if let Ok(mut pending) = store.pending_marks.lock() {
+                        pending.flushing = false;
+                    }
+                    return Err(e);
                 }
             }
-            tx.commit()?;
-            Ok(())
         })
-        .await
+        .await?
     }
 
     /// The stored message of a task.
@@ -828,6 +874,28 @@ mod tests {
             n_done: 0,
             cancelled_ms: None,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publication_marks_share_transactions_and_none_is_lost() {
+        let store = Store::open(None).unwrap();
+        let job_id = Uuid::new_v4();
+        let tasks: Vec<TaskMessage> = (0..200).map(|_| task(job_id, "cos")).collect();
+        store
+            .insert_job(new_job(job_id, 200), tasks.clone())
+            .await
+            .unwrap();
+        let marks = tasks.iter().map(|t| {
+            let (store, id) = (store.clone(), t.task_id);
+            tokio::spawn(async move { store.mark_published(vec![id]).await })
+        });
+        for m in marks.collect::<Vec<_>>() {
+            m.await.unwrap().unwrap();
+        }
+        // Every caller has returned, so the last writer has emptied the queue: all are marked.
+        assert_eq!(store.unpublished_tasks(u64::MAX / 2, 1000).await.unwrap(), vec![]);
+        let pending = store.pending_marks.lock().unwrap();
+        assert!(pending.ids.is_empty() && !pending.flushing);
     }
 
     #[tokio::test]

@@ -868,8 +868,16 @@ impl Solver {
     #[allow(clippy::needless_range_loop)]
     fn operator(&mut self, s: &[f64], r: f64, vol: Vol, t: f64) {
         let n = s.len() - 1;
+        // A local volatility's time-only parts once per time level, not once per node.
+        let slice = match vol {
+            Vol::Local(lv, s0) => Some(lv.slice(t, s0)),
+            Vol::Const(_) => None,
+        };
         for i in 1..n {
-            let sig = vol.at(s[i], t);
+            let sig = match &slice {
+                Some(slice) => slice.sigma_log(s[i].ln()),
+                None => vol.at(s[i], t),
+            };
             let a = 0.5 * sig * sig * s[i] * s[i];
             let b = r * s[i];
             let (w1, w2) = (self.w1[i], self.w2[i]);

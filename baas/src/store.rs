@@ -184,7 +184,7 @@ struct PendingMarks {
 #[derive(Default)]
 struct FinishedCache {
     generation: u64,
-    jobs: std::collections::HashMap<Uuid, Arc<(JobRecord, Vec<TaskRecord>)>>,
+    jobs: std::collections::HashMap<Uuid, (JobRecord, Vec<TaskRecord>)>,
     order: std::collections::VecDeque<Uuid>,
 }
 
@@ -386,14 +386,7 @@ impl Store {
     ) -> Result<Option<(JobRecord, Vec<TaskMessage>)>, StoreError> {
         self.call(move |c| {
             let tx = c.transaction()?;
-            let Some(job) = tx
-                .query_row(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                    [id.to_string()],
-                    job_row,
-                )
-                .optional()?
-            else {
+            let Some(job) = job_record(&tx, id)? else {
                 return Ok(None);
             };
             if job.finished_ms.is_some() {
@@ -621,11 +614,7 @@ impl Store {
     /// view for polling big jobs.
     pub async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
         self.read(move |c| {
-            let Some(job) = c
-                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
-                .query_row([id.to_string()], job_row)
-                .optional()?
-            else {
+            let Some(job) = job_record(c, id)? else {
                 return Ok(None);
             };
             let failed: u32 = c
@@ -645,13 +634,13 @@ impl Store {
         let generation = {
             let cache = self.finished.lock().map_err(|_| StoreError::Poisoned)?;
             if let Some(hit) = cache.jobs.get(&id) {
-                return Ok(Some((hit.0.clone(), hit.1.clone())));
+                return Ok(Some(hit.clone()));
             }
             cache.generation
         };
         let read = self.read_job(id).await?;
         if let Some((job, tasks)) = &read
-            && (job.finished_ms.is_some() || job.cancelled_ms.is_some())
+            && job.status().is_final()
             && tasks.len() <= FINISHED_CACHE_MAX_TASKS
         {
             let mut cache = self.finished.lock().map_err(|_| StoreError::Poisoned)?;
@@ -662,7 +651,7 @@ impl Store {
                     cache.jobs.remove(&oldest);
                 }
                 cache.order.push_back(id);
-                cache.jobs.insert(id, Arc::new((job.clone(), tasks.clone())));
+                cache.jobs.insert(id, (job.clone(), tasks.clone()));
             }
         }
         Ok(read)
@@ -670,11 +659,7 @@ impl Store {
 
     async fn read_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
         self.read(move |c| {
-            let Some(job) = c
-                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
-                .query_row([id.to_string()], job_row)
-                .optional()?
-            else {
+            let Some(job) = job_record(c, id)? else {
                 return Ok(None);
             };
             let mut stmt = c.prepare_cached(
@@ -780,7 +765,7 @@ impl Store {
 
     /// A cheap query proving the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
             .await
     }
 }
@@ -805,6 +790,15 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 
 const JOB_COLUMNS: &str =
     "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms";
+
+/// The record of job `id`, if there is one.
+fn job_record(c: &Connection, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
+    Ok(
+        c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+            .query_row([id.to_string()], job_row)
+            .optional()?,
+    )
+}
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let id: String = r.get(0)?;

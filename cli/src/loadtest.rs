@@ -692,7 +692,7 @@ async fn bare_round_trip(
     idle_samples: usize,
     (echoes, prefetch): (usize, u16),
     body: &impl Fn(u64) -> Vec<u8>,
-    latency_of: &(impl Fn(&[u8]) -> f64 + Clone + Send + 'static),
+    latency_of: &impl Fn(&[u8]) -> f64,
 ) -> anyhow::Result<BareRoundTrip> {
     use futures_util::FutureExt;
 

@@ -394,16 +394,16 @@ async fn process(
     .unwrap_or(Err(AmqpError::Stalled("confirming a result", SETTLE_LIMIT)));
     match confirmed {
         Ok(()) => {
-            let acked = tokio::time::timeout(SETTLE_LIMIT, delivery.ack(BasicAckOptions::default()))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
-                        lapin::ConnectionState::Closed,
-                    )))
-                });
-            if let Err(e) = acked {
-                // The result is safe at the broker; the task will be redelivered and its result deduplicated.
-                tracing::warn!(error = %e, task = %result.task_id, "ack failed after the result was confirmed");
+            // If the ack fails or never completes, the result is safe at the broker: the task will be
+            // redelivered and its result deduplicated.
+            match tokio::time::timeout(SETTLE_LIMIT, delivery.ack(BasicAckOptions::default())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, task = %result.task_id, "ack failed after the result was confirmed");
+                }
+                Err(_) => {
+                    tracing::warn!(task = %result.task_id, "ack timed out after the result was confirmed")
+                }
             }
             worker.finished(&result, events);
         }

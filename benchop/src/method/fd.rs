@@ -625,6 +625,8 @@ struct Solver {
     /// Finite-difference weights of ∂/∂S and ∂²/∂S² per node: (minus, centre, plus).
     w1: Vec<[f64; 3]>,
     w2: Vec<[f64; 3]>,
+    /// ln S per node, for local volatilities evaluated in log-spot.
+    log_s: Vec<f64>,
     /// Operator L = ½σ²S²∂² + rS∂ − r per node: (sub, diag, super).
     op: Vec<[f64; 3]>,
     /// Thomas factorisation: sub-diagonal, reciprocal pivots, modified super-diagonal.
@@ -840,6 +842,8 @@ impl Solver {
         self.w2.clear();
         self.w1.resize(n + 1, [0.0; 3]);
         self.w2.resize(n + 1, [0.0; 3]);
+        self.log_s.clear();
+        self.log_s.extend(s.iter().map(|x| x.ln()));
         for i in 1..n {
             let hm = s[i] - s[i - 1];
             let hp = s[i + 1] - s[i];
@@ -875,7 +879,7 @@ impl Solver {
         };
         for i in 1..n {
             let sig = match &slice {
-                Some(slice) => slice.sigma_log(s[i].ln()),
+                Some(slice) => slice.sigma_log(self.log_s[i]),
                 None => vol.at(s[i], t),
             };
             let a = 0.5 * sig * sig * s[i] * s[i];

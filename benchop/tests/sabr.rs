@@ -58,7 +58,8 @@ fn fd_nu_matches_conditional_qmc_with_a_large_vol_of_vol() {
 #[test]
 fn fd_nu_agrees_with_a_much_finer_uniform_grid_with_correlation() {
     // ρ ≠ 0 and β ≠ ½, a put, small ν√T: the reference is `fd` (uniform grid, a different domain and
-    // node placement) at its levels 6 and 7, which must agree with each other within 2e-5 first.
+    // node placement) at its levels 10 and 11 (100 × 50 and 116 × 58 nodes before Richardson), which must
+    // agree with each other within 2e-5 first.
     let m = Sabr {
         r: 0.01,
         alpha: 0.25,
@@ -67,8 +68,16 @@ fn fd_nu_agrees_with_a_much_finer_uniform_grid_with_correlation() {
         nu: 0.5,
     };
     let p = problem(m, OptionKind::Put, 2.0, 1.0, &[0.8, 1.0, 1.25]);
-    let fine: Vec<f64> = MethodId::Fd.price(&p, 6, &Cancel::new()).unwrap().unwrap().values;
-    let finer: Vec<f64> = MethodId::Fd.price(&p, 7, &Cancel::new()).unwrap().unwrap().values;
+    let fine: Vec<f64> = MethodId::Fd
+        .price(&p, 10, &Cancel::new())
+        .unwrap()
+        .unwrap()
+        .values;
+    let finer: Vec<f64> = MethodId::Fd
+        .price(&p, 11, &Cancel::new())
+        .unwrap()
+        .unwrap()
+        .values;
     assert!(
         relerr(&fine, &finer) < 2e-5,
         "fd not converged: {fine:?} {finer:?}"
@@ -77,27 +86,31 @@ fn fd_nu_agrees_with_a_much_finer_uniform_grid_with_correlation() {
 }
 
 #[test]
-fn fd_nu_ladder_keeps_the_tolerance_past_the_tuned_level() {
+fn sabr_ladders_keep_the_tolerance_past_the_tuned_level() {
     // Tuning stops at the first level under 1e-4; the next levels must stay under it (the ladder converges
-    // rather than touching the tolerance by chance), on both BENCHOP–SLV sets.
-    for id in ["SLV-SABR-I", "SLV-SABR-II"] {
-        let case = benchop::catalogue::case(id).unwrap();
-        let t = benchop::tune::tune(
-            MethodId::FdNu,
-            &case.problem,
-            &case.reference,
-            1e-4,
-            &Cancel::new(),
-        )
-        .unwrap();
-        assert!(t.reached, "{id}: {:.2e} at `{}`", t.relerr, t.estimate.setting);
-        for level in t.level + 1..t.level + 3 {
-            let v = MethodId::FdNu
-                .price(&case.problem, level, &Cancel::new())
-                .unwrap()
-                .unwrap();
-            let e = relerr(&v.values, &case.reference);
-            assert!(e <= 1e-4, "{id} level {level}: {e:.2e} at `{}`", v.setting);
+    // rather than touching the tolerance by chance), on both BENCHOP–SLV sets and both grids.
+    for method in [MethodId::FdNu, MethodId::Fd] {
+        for id in ["SLV-SABR-I", "SLV-SABR-II"] {
+            let case = benchop::catalogue::case(id).unwrap();
+            let t =
+                benchop::tune::tune(method, &case.problem, &case.reference, 1e-4, &Cancel::new()).unwrap();
+            assert!(
+                t.reached,
+                "{id} {method}: {:.2e} at `{}`",
+                t.relerr, t.estimate.setting
+            );
+            for level in t.level + 1..t.level + 3 {
+                let v = method
+                    .price(&case.problem, level, &Cancel::new())
+                    .unwrap()
+                    .unwrap();
+                let e = relerr(&v.values, &case.reference);
+                assert!(
+                    e <= 1e-4,
+                    "{id} {method} level {level}: {e:.2e} at `{}`",
+                    v.setting
+                );
+            }
         }
     }
 }

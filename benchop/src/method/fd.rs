@@ -186,7 +186,8 @@ pub fn merton_applies(problem: &Problem, grid: Grid) -> bool {
         && problem.quantity() == Quantity::Price
 }
 
-/// The ADI ladder for Heston, SABR and the spread: space steps grow by ~1.3× per level.
+/// The ADI ladder for Heston and the spread (space steps grow by ~1.3× per level) and, from
+/// `fd_adi::sabr_uniform_ladder`, for SABR on the uniform grid.
 fn adi_config(problem: &Problem, grid: Grid, level: usize) -> Option<crate::method::fd_adi::AdiConfig> {
     const LADDER: [(usize, usize, usize); 10] = [
         (20, 10, 10),
@@ -223,17 +224,17 @@ fn adi_config(problem: &Problem, grid: Grid, level: usize) -> Option<crate::meth
         Model::Heston(_) => &HESTON,
         _ => &LADDER,
     };
-    let &(nx, ny, steps) = ladder.get(level)?;
-    let (nx, ny) = match problem.model() {
-        Model::TwoAsset(_) => (nx, nx),
-        // (SABR on the sinh grid has its own ladder: `fd_adi::sabr_level`.)
-        // The uniform grid (F up to 32× the strikes here, see `fd_adi::sabr`) needs 6× the F nodes and
-        // the full log-volatility ladder (measured on set II: with 4× the F nodes the error is still
-        // 1.1e-4 at the last level; with 6× it reaches 6e-5 at level 6, under a second).
-        Model::Sabr(m) if grid == Grid::Uniform && m.nu * problem.instrument().maturity().sqrt() > 1.0 => {
-            (6 * nx, ny)
+    let (nx, ny, steps) = match problem.model() {
+        // SABR has ladders of its own: `fd_adi::sabr_level` on the sinh grid (`fd-nu`), this one on the
+        // uniform grid.
+        Model::Sabr(m) => {
+            crate::method::fd_adi::sabr_uniform_ladder(m, problem.instrument().maturity(), level)?
         }
-        _ => (nx, ny),
+        Model::TwoAsset(_) => {
+            let &(nx, _, steps) = ladder.get(level)?;
+            (nx, nx, steps)
+        }
+        _ => *ladder.get(level)?,
     };
     Some(crate::method::fd_adi::AdiConfig {
         nx,

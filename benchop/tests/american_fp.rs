@@ -140,7 +140,7 @@ fn finite_differences_and_the_tree_converge_to_it_off_the_catalogue() {
         let alo = ladder(&p);
         let finest = alo.last().unwrap();
         assert!(relerr(&alo[alo.len() - 2], finest) < 1e-10);
-        let fd: Vec<f64> = [4, 8, 12]
+        let fd: Vec<f64> = [5, 9, 13]
             .into_iter()
             .map(|level| relerr(&values(MethodId::FdNu, &p, level), finest))
             .collect();
@@ -163,13 +163,13 @@ fn hard_parameters_converge_and_match_finite_differences() {
         (
             american_put(100.0, 0.25, 0.1, 0.01, &[99.96, 99.99, 100.2]),
             MethodId::Fd,
-            12,
+            13,
             3e-6,
         ),
         (
             american_put(100.0, 5.0, 0.5, 0.2, &[97.0, 105.0, 120.0]),
             MethodId::FdNu,
-            12,
+            13,
             1e-4,
         ),
     ] {

@@ -810,7 +810,7 @@ fn bermudan_cos_american_puts_lie_between_european_and_strike_and_match_fd_and_t
         1e-5,
     );
     let fd = MethodId::Fd
-        .price(&american, 10, &Cancel::new())
+        .price(&american, 11, &Cancel::new())
         .unwrap()
         .unwrap();
     assert_close(

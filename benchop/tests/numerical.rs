@@ -278,7 +278,7 @@ fn tree_and_fd_agree_on_an_american_put_off_the_catalogue() {
     let opt = VanillaOption::american(OptionKind::Put, 110.0, 2.0);
     let p = bs_problem(opt, 0.06, 0.35, &[70.0, 100.0, 140.0], Quantity::Price);
     let t = values(MethodId::Tree, &p, 12);
-    let f = values(MethodId::FdNu, &p, 12);
+    let f = values(MethodId::FdNu, &p, 13);
     assert!(relerr(&f, &t) < 1e-4, "fd-nu {f:?} vs tree {t:?}");
     let cfg = tree::level_config(&p, 12).unwrap();
     assert!(cfg.steps > 1000);
@@ -437,7 +437,7 @@ fn longstaff_schwartz_lies_between_european_and_fd_american_prices() {
         &spots,
         Quantity::Price,
     );
-    let fd_american = values(MethodId::FdNu, &amer, 8);
+    let fd_american = values(MethodId::FdNu, &amer, 9);
     let european = reference(&euro);
     let e = mc::price_level(&amer, 2, &Cancel::new()).unwrap().unwrap();
     let se = e.std_errors.unwrap();

@@ -72,7 +72,7 @@ pub struct FdConfig {
 const VEGA_BUMP: f64 = 1e-3;
 
 /// Number of levels in the ladder.
-const LEVELS: usize = 15;
+const LEVELS: usize = 16;
 
 /// Does the finite-difference solver price `problem`? Single-asset options (European, American,
 /// knock-out barrier, proportional dividends) under Black–Scholes–Merton or local volatility, at spots.
@@ -95,8 +95,9 @@ pub fn applies(problem: &Problem, grid: Grid) -> bool {
 
 /// The setting at ladder `level` (0 = cheapest), `None` past the end of the ladder.
 ///
-/// Space steps grow by 1.5× per level from 40; time steps are proportional (about one per four space
-/// steps, at least 8).
+/// Space steps: 24 at level 0, for problems that need little (1bII, where every spot is exercised at
+/// once, is exact on any grid), then 40 growing by 1.5× per level; time steps are proportional (about
+/// one per four space steps, at least 8).
 pub fn level_config(problem: &Problem, grid: Grid, level: usize) -> Option<FdConfig> {
     let levels = match problem.model() {
         // Local volatility re-evaluates σ at every node and step; the SVI surface also needs one solve
@@ -108,7 +109,10 @@ pub fn level_config(problem: &Problem, grid: Grid, level: usize) -> Option<FdCon
     if level >= levels {
         return None;
     }
-    let space_steps = (40.0 * 1.5f64.powi(level as i32)).round() as usize;
+    let space_steps = match level {
+        0 => 24,
+        _ => (40.0 * 1.5f64.powi(level as i32 - 1)).round() as usize,
+    };
     let time_steps = (space_steps / 4).max(8);
     Some(FdConfig {
         grid,

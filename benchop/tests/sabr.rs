@@ -29,6 +29,25 @@ fn tuned_fd_nu(p: &Problem, reference: &[f64]) -> Vec<f64> {
     t.estimate.values
 }
 
+/// Tune each of `methods` to 1e-4 against QMC (level 3: over volatility paths with the closed-form
+/// conditional CEV price, ρ = 0 only) and require agreement within four QMC standard errors plus 1e-4.
+fn assert_matches_qmc(p: &Problem, methods: &[MethodId]) {
+    let q = MethodId::Qmc.price(p, 3, &Cancel::new()).unwrap().unwrap();
+    let se = q.std_errors.unwrap();
+    for &method in methods {
+        let t = benchop::tune::tune(method, p, &q.values, 1e-4, &Cancel::new()).unwrap();
+        for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
+            assert!(
+                (f - v).abs() <= 4.0 * s + 1e-4 * v,
+                "{method} {:?} vs qmc {:?} ± {se:?} (`{}`)",
+                t.estimate.values,
+                q.values,
+                t.estimate.setting
+            );
+        }
+    }
+}
+
 #[test]
 fn fd_nu_matches_conditional_qmc_with_a_large_vol_of_vol() {
     // ρ = 0, ν√T = 1.6 (the large-ν√T branch of the ladder): the 2-D PDE against QMC over volatility
@@ -41,18 +60,7 @@ fn fd_nu_matches_conditional_qmc_with_a_large_vol_of_vol() {
         nu: 0.8,
     };
     let p = problem(m, OptionKind::Call, 4.0, 0.2, &[0.16, 0.2, 0.25]);
-    let q = MethodId::Qmc.price(&p, 3, &Cancel::new()).unwrap().unwrap();
-    let se = q.std_errors.unwrap();
-    let t = benchop::tune::tune(MethodId::FdNu, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
-    for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
-        assert!(
-            (f - v).abs() <= 4.0 * s + 1e-4 * v,
-            "fd-nu {:?} vs qmc {:?} ± {se:?} (`{}`)",
-            t.estimate.values,
-            q.values,
-            t.estimate.setting
-        );
-    }
+    assert_matches_qmc(&p, &[MethodId::FdNu]);
 }
 
 #[test]
@@ -165,18 +173,5 @@ fn sabr_adi_matches_conditional_qmc_off_the_catalogue() {
         nu: 0.5,
     };
     let p = problem(m, OptionKind::Put, 1.0, 1.0, &[0.85, 1.0, 1.2]);
-    let q = MethodId::Qmc.price(&p, 3, &Cancel::new()).unwrap().unwrap();
-    let se = q.std_errors.unwrap();
-    for method in [MethodId::FdNu, MethodId::Fd] {
-        let t = benchop::tune::tune(method, &p, &q.values, 1e-4, &Cancel::new()).unwrap();
-        for ((f, v), s) in t.estimate.values.iter().zip(&q.values).zip(&se) {
-            assert!(
-                (f - v).abs() <= 4.0 * s + 1e-4 * v,
-                "{method} {:?} vs qmc {:?} ± {se:?} (`{}`)",
-                t.estimate.values,
-                q.values,
-                t.estimate.setting
-            );
-        }
-    }
+    assert_matches_qmc(&p, &[MethodId::FdNu, MethodId::Fd]);
 }

@@ -224,21 +224,18 @@ fn adi_config(problem: &Problem, grid: Grid, level: usize) -> Option<crate::meth
         (160, 58, 48),
         (200, 72, 60),
     ];
-    let ladder: &[(usize, usize, usize)] = match problem.model() {
-        Model::Heston(_) => &HESTON,
-        _ => &LADDER,
-    };
     let (nx, ny, steps) = match problem.model() {
+        Model::Heston(_) => *HESTON.get(level)?,
         // SABR has ladders of its own: `fd_adi::sabr_level` on the sinh grid (`fd-nu`), this one on the
         // uniform grid.
         Model::Sabr(m) => {
             crate::method::fd_adi::sabr_uniform_ladder(m, problem.instrument().maturity(), level)?
         }
         Model::TwoAsset(_) => {
-            let &(nx, _, steps) = ladder.get(level)?;
+            let &(nx, _, steps) = LADDER.get(level)?;
             (nx, nx, steps)
         }
-        _ => *ladder.get(level)?,
+        _ => *LADDER.get(level)?,
     };
     Some(crate::method::fd_adi::AdiConfig {
         nx,

@@ -49,6 +49,11 @@ impl AppError {
         }
     }
 
+    /// `404 unknown_problem`: the problem id is not in the catalogue.
+    pub fn unknown_problem(id: &str) -> Self {
+        AppError::Validation(ValidationError::UnknownProblem(id.to_owned()))
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, String, Value) {
         match self {
             AppError::BadRequest {
@@ -63,12 +68,22 @@ impl AppError {
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 let details = match v {
+                    ValidationError::UnknownProblem(id) => serde_json::json!({ "problem": id }),
+                    ValidationError::UnknownMethod(id) => serde_json::json!({ "method": id }),
                     ValidationError::InvalidField { field, .. } => serde_json::json!({ "field": field }),
                     // One entry per wrong field: `[{field: "problem.model.sigma", reason}]`.
                     ValidationError::InvalidProblem(errors) => serde_json::json!(errors),
                     _ => Value::Null,
                 };
-                (status, v.code(), v.to_string(), details)
+                // Where an API client finds the valid ids (the CLI names its own commands instead).
+                let message = match v {
+                    ValidationError::UnknownProblem(_) => {
+                        format!("{v}; GET /v1/problems lists the catalogue")
+                    }
+                    ValidationError::UnknownMethod(_) => format!("{v}; GET /v1/methods lists them"),
+                    _ => v.to_string(),
+                };
+                (status, v.code(), message, details)
             }
             AppError::NotFound { code, what } => (
                 StatusCode::NOT_FOUND,

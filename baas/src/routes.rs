@@ -249,10 +249,7 @@ async fn problems() -> Response {
 async fn problem(Path(id): Path<String>) -> Result<Json<ProblemView>, AppError> {
     catalogue::case(&id)
         .map(|c| Json(ProblemView::from_case(c)))
-        .ok_or(AppError::NotFound {
-            code: "unknown_problem",
-            what: format!("problem `{id}`"),
-        })
+        .ok_or_else(|| AppError::unknown_problem(&id))
 }
 
 /// The methods and the catalogue problems each applies to.
@@ -537,10 +534,7 @@ async fn leaderboard(
     query: Result<Query<ToleranceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Leaderboard>, AppError> {
     let Query(q) = query.map_err(query_rejection)?;
-    let case = catalogue::case(&problem).ok_or(AppError::NotFound {
-        code: "unknown_problem",
-        what: format!("problem `{problem}`"),
-    })?;
+    let case = catalogue::case(&problem).ok_or_else(|| AppError::unknown_problem(&problem))?;
     let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
     let results = state
         .store
@@ -741,10 +735,7 @@ async fn leaderboard_plot(
     query: Result<Query<PlotQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(query_rejection)?;
-    let case = catalogue::case(&problem).ok_or(AppError::NotFound {
-        code: "unknown_problem",
-        what: format!("problem `{problem}`"),
-    })?;
+    let case = catalogue::case(&problem).ok_or_else(|| AppError::unknown_problem(&problem))?;
     let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
     let results = state
         .store

@@ -6,11 +6,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Cell;
 use serde::{Deserialize, Serialize};
 
 use benchop::{Cancel, MethodId, catalogue, tune};
 use protocol::api::TimeStats;
+
+use crate::table::{Col, Layout, ratio, render};
 
 /// Options of `benchop bench`.
 pub struct Options {
@@ -233,7 +235,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         opts.cases
             .iter()
             .map(|id| {
-                catalogue::case(id).with_context(|| format!("unknown problem `{id}`; see `benchop problems`"))
+                catalogue::case(id).with_context(|| {
+                    format!("unknown problem `{id}`; `benchop problems` lists the catalogue")
+                })
             })
             .collect::<anyhow::Result<_>>()?
     };
@@ -243,11 +247,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Row>> {
         opts.methods
             .iter()
             .map(|m| {
-                MethodId::from_name(m).with_context(|| format!("unknown method `{m}`; see `benchop methods`"))
+                MethodId::from_name(m)
+                    .with_context(|| format!("unknown method `{m}`; `benchop methods` lists them"))
             })
             .collect::<anyhow::Result<_>>()?
     };
-    benchop::tune::check_tolerance(opts.tolerance)?;
+    if let Err(benchop::Error::InvalidParameter { reason, .. }) =
+        benchop::tune::check_tolerance(opts.tolerance)
+    {
+        bail!("invalid --tolerance: {reason}");
+    }
     if opts.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
@@ -353,30 +362,33 @@ fn fmt_time(s: f64) -> String {
     }
 }
 
-/// The BENCHOP table.
-pub fn table(rows: &[Row]) -> String {
+/// The BENCHOP table: case, method, reached, relerr, the times on one and on all threads, QuantLib's time
+/// and our speed-up over it (with `--quantlib`) and the setting; `--wide` adds the ladder level and the
+/// name of QuantLib's engine.
+pub fn table(rows: &[Row], layout: Layout) -> String {
     let threads = rows.first().map_or(1, |r| r.threads);
-    let mut t = Table::new();
-    let mut header = vec![
-        "case".to_owned(),
-        "method".to_owned(),
-        "1e-4?".to_owned(),
-        "relerr".to_owned(),
-        "level".to_owned(),
-        "time, 1 thread".to_owned(),
-        format!("time, {threads} threads"),
-    ];
     let with_ql = rows.iter().any(|r| r.quantlib.is_some());
-    if with_ql {
-        header.extend([
-            "QuantLib engine".to_owned(),
-            "QuantLib time".to_owned(),
-            "× faster".to_owned(),
-        ]);
+    let mut columns = vec![
+        ("case".to_owned(), Col::Word),
+        ("method".to_owned(), Col::Word),
+        ("1e-4?".to_owned(), Col::Word),
+        ("relerr".to_owned(), Col::Num),
+    ];
+    if layout.wide {
+        columns.push(("level".to_owned(), Col::Num));
     }
-    header.push("setting".to_owned());
-    t.load_style(UTF8_FULL_CONDENSED).set_header(header);
-    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    columns.extend([
+        ("1 thread".to_owned(), Col::Num),
+        (format!("{threads} threads"), Col::Num),
+    ]);
+    if with_ql {
+        if layout.wide {
+            columns.push(("QuantLib engine".to_owned(), Col::Text));
+        }
+        columns.extend([("QuantLib".to_owned(), Col::Num), ("faster".to_owned(), Col::Num)]);
+    }
+    columns.push(("setting".to_owned(), Col::Text));
+    let mut t = layout.table(columns);
     for r in rows {
         let mut cells = vec![
             Cell::new(&r.case),
@@ -387,38 +399,46 @@ pub fn table(rows: &[Row]) -> String {
                 (None, false) if r.relerr.is_some() => "missed",
                 (None, false) => "",
             }),
-            right(r.relerr.map_or(String::new(), |e| format!("{e:.1e}"))),
-            right(r.level.map_or(String::new(), |l| l.to_string())),
-            right(r.one_thread.map_or(String::new(), |s| fmt_time(s.mean_s))),
-            right(r.all_threads.map_or(String::new(), |s| fmt_time(s.mean_s))),
+            Cell::new(r.relerr.map_or(String::new(), |e| format!("{e:.1e}"))),
         ];
+        if layout.wide {
+            cells.push(Cell::new(r.level.map_or(String::new(), |l| l.to_string())));
+        }
+        cells.extend([
+            Cell::new(r.one_thread.map_or(String::new(), |s| fmt_time(s.mean_s))),
+            Cell::new(r.all_threads.map_or(String::new(), |s| fmt_time(s.mean_s))),
+        ]);
         if with_ql {
             let q = r.quantlib.as_ref();
-            let ratio = match (
+            let speedup = match (
                 q.and_then(|q| q.reached.then_some(q.mean_s).flatten()),
                 r.one_thread,
                 q.and_then(|q| q.time_to_precision_s).zip(r.time_to_precision_s),
             ) {
-                (Some(ql), Some(ours), _) if r.reached && ours.mean_s > 0.0 => {
-                    format!("{:.0}", ql / ours.mean_s)
-                }
-                (_, _, Some((ql, ours))) if ours > 0.0 => format!("{:.0} ᵖ", ql / ours),
+                (Some(ql), Some(ours), _) if r.reached && ours.mean_s > 0.0 => ratio(ql / ours.mean_s),
+                (_, _, Some((ql, ours))) if ours > 0.0 => format!("{} ᵖ", ratio(ql / ours)),
                 _ => String::new(),
             };
-            cells.push(Cell::new(q.map_or(String::new(), |q| {
-                format!("{}{}", q.engine, if q.reached { "" } else { " (missed)" })
-            })));
-            cells.push(right(q.and_then(|q| q.mean_s).map_or(String::new(), fmt_time)));
-            cells.push(right(ratio));
+            if layout.wide {
+                cells.push(Cell::new(q.map_or(String::new(), |q| q.engine.clone())));
+            }
+            // QuantLib's time, marked when its engine missed the tolerance.
+            let missed = if q.is_some_and(|q| !q.reached) { " ✗" } else { "" };
+            cells.push(Cell::new(
+                q.and_then(|q| q.mean_s)
+                    .map_or(String::new(), |t| format!("{}{missed}", fmt_time(t))),
+            ));
+            cells.push(Cell::new(speedup));
         }
-        let mut setting = r.error.clone().or_else(|| r.setting.clone()).unwrap_or_default();
-        if setting.chars().count() > 60 {
-            setting = setting.chars().take(57).collect::<String>() + "…";
-        }
-        cells.push(Cell::new(setting));
+        cells.push(Cell::new(
+            r.error.clone().or_else(|| r.setting.clone()).unwrap_or_default(),
+        ));
         t.add_row(cells);
     }
-    let mut out = t.to_string();
+    let mut out = render(&t);
+    if with_ql {
+        out += "\n✗ QuantLib's engine missed the tolerance within its budget.";
+    }
     out += &precision_note(rows);
     out
 }
@@ -484,7 +504,7 @@ fn precision_note(rows: &[Row]) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "\nᵖ stochastic methods: × faster compares the one-thread times to precision, i.e. to reach \
+        "\nᵖ stochastic methods: `faster` compares the one-thread times to precision, i.e. to reach \
          2·se ≤ tolerance·|reference| at every point, extrapolated from the most accurate affordable run \
          as F + (T − F)·(s/tol)² (F: the part of the time independent of the sample count, from the run \
          one level below; s: max 2·se/|ref|; T itself when s ≤ tol), identically for QuantLib's MC engines \

@@ -9,12 +9,13 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use protocol::api::{ApiError, JobAccepted, JobRequest, JobStatus, JobView, Leaderboard};
+
+use crate::table::{self, Layout};
 
 /// Exit code: the server could not be reached.
 pub const EXIT_UNREACHABLE: u8 = 3;
@@ -151,8 +152,8 @@ impl Client {
         Err(match serde_json::from_str::<ApiError>(&body) {
             Ok(e) => ClientError::Api {
                 status: status.as_u16(),
+                message: cli_message(&e),
                 code: e.code,
-                message: e.message,
             },
             Err(_) => ClientError::Api {
                 status: status.as_u16(),
@@ -278,6 +279,43 @@ impl Client {
     }
 }
 
+/// Where the CLI's user finds the valid ids after a refusal with this code.
+fn hint(code: &str) -> Option<&'static str> {
+    match code {
+        "unknown_problem" => Some("`benchop problems` lists the catalogue"),
+        "unknown_method" => Some("`benchop methods` lists them"),
+        _ => None,
+    }
+}
+
+/// A server's refusal in the CLI's words: an unknown id names the command that lists the valid ones
+/// (the API's message names the endpoint instead).
+fn cli_message(e: &ApiError) -> String {
+    let id = |key: &str| e.details.get(key).and_then(Value::as_str);
+    match (e.code.as_str(), hint(&e.code)) {
+        ("unknown_problem", Some(h)) if id("problem").is_some() => {
+            format!("unknown problem `{}`; {h}", id("problem").unwrap_or_default())
+        }
+        ("unknown_method", Some(h)) if id("method").is_some() => {
+            format!("unknown method `{}`; {h}", id("method").unwrap_or_default())
+        }
+        _ => e.message.clone(),
+    }
+}
+
+/// A job request refused before it was sent, in the CLI's words: flags for fields, commands for
+/// catalogues.
+pub fn refusal(e: &protocol::api::ValidationError) -> String {
+    use protocol::api::ValidationError as V;
+    match e {
+        V::InvalidField { field, reason } => format!("invalid --{field}: {reason}"),
+        _ => match hint(e.code()) {
+            Some(h) => format!("{e}; {h}"),
+            None => e.to_string(),
+        },
+    }
+}
+
 /// Percent-encode a path segment (ids and problem names are plain, but a typo must not change the path).
 fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -400,7 +438,7 @@ fn progress_bar(id: &str) -> indicatif::ProgressBar {
 }
 
 /// Follow a job with a progress bar (none with `--json`), then report it.
-async fn watch_and_report(client: &Client, id: &str, json: bool) -> Result<(), ClientError> {
+async fn watch_and_report(client: &Client, id: &str, json: bool, layout: Layout) -> Result<(), ClientError> {
     let bar = (!json).then(|| progress_bar(id));
     let view = client
         .watch(id, |done, total| {
@@ -414,25 +452,25 @@ async fn watch_and_report(client: &Client, id: &str, json: bool) -> Result<(), C
         bar.finish_and_clear();
     }
     let view = view?;
-    report(&view, json)?;
+    report(&view, json, layout)?;
     if view.status == JobStatus::Cancelled {
         return Err(ClientError::Cancelled(view.id.to_string()));
     }
     Ok(())
 }
 
-/// Print a job: JSON, or a summary line, the ranking and (for ladder jobs) the work-precision table.
-fn report(view: &JobView, json: bool) -> Result<(), ClientError> {
+/// Print a job: JSON, or a summary, the ranking and (for ladder jobs) the work-precision table.
+fn report(view: &JobView, json: bool, layout: Layout) -> Result<(), ClientError> {
     if json {
         return print_json(view);
     }
     let p = view.progress;
     let mut out = std::io::stdout().lock();
+    // Two short lines rather than one of 90 columns: the id alone, then the state.
+    writeln!(out, "job {} on {}", view.id, view.problem)?;
     writeln!(
         out,
-        "job {} on {}: {}, {}/{} tasks done ({} failed), tolerance {:e}",
-        view.id,
-        view.problem,
+        "{}: {}/{} tasks done, {} failed; tolerance {:e}",
         view.status.as_str(),
         p.done,
         p.total,
@@ -440,65 +478,25 @@ fn report(view: &JobView, json: bool) -> Result<(), ClientError> {
         view.tolerance
     )?;
     if !view.ranking.is_empty() {
-        writeln!(out, "{}", crate::table::ranking(view))?;
+        writeln!(out, "{}", table::ranking(view, layout))?;
     }
     if !view.work_precision.is_empty() {
-        let mut t = Table::new();
-        t.load_style(UTF8_FULL_CONDENSED).set_header(vec![
-            "method",
-            "level",
-            "setting",
-            "relerr",
-            "mean time",
-            "reached",
-        ]);
-        for w in &view.work_precision {
-            t.add_row(vec![
-                Cell::new(&w.method),
-                Cell::new(w.level).set_alignment(CellAlignment::Right),
-                Cell::new(&w.setting),
-                Cell::new(format!("{:.2e}", w.relerr)).set_alignment(CellAlignment::Right),
-                Cell::new(baas::plot::seconds(w.time_s)).set_alignment(CellAlignment::Right),
-                Cell::new(if w.reached { "yes" } else { "" }),
-            ]);
-        }
-        writeln!(out, "work precision (every level):\n{t}")?;
+        writeln!(
+            out,
+            "work precision (every level):\n{}",
+            table::work_precision(view, layout)
+        )?;
     }
     Ok(())
 }
 
-fn leaderboard_table(board: &Leaderboard) -> String {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED).set_header(vec![
-        "rank",
-        "method",
-        "runs",
-        "reached",
-        "best time",
-        "median time",
-        "best relerr",
-        "threads",
-        "worker",
-    ]);
-    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
-    for e in &board.entries {
-        t.add_row(vec![
-            Cell::new(e.rank.map_or(String::new(), |r| r.to_string())),
-            Cell::new(&e.method),
-            right(e.runs.to_string()),
-            right(e.reached.to_string()),
-            right(e.best_time_s.map_or(String::new(), baas::plot::seconds)),
-            right(e.median_time_s.map_or(String::new(), baas::plot::seconds)),
-            right(e.best_relerr.map_or(String::new(), |r| format!("{r:.2e}"))),
-            right(e.threads.map_or(String::new(), |n| n.to_string())),
-            Cell::new(e.worker.clone().unwrap_or_default()),
-        ]);
-    }
-    t.to_string()
-}
-
 /// `benchop submit`.
-pub async fn submit(remote: &Remote, args: SubmitArgs, json: bool) -> Result<(), ClientError> {
+pub async fn submit(
+    remote: &Remote,
+    args: SubmitArgs,
+    json: bool,
+    layout: Layout,
+) -> Result<(), ClientError> {
     let client = Client::new(remote)?;
     let mut request = JobRequest::for_problem(&args.problem);
     request.methods = args.methods;
@@ -511,7 +509,7 @@ pub async fn submit(remote: &Remote, args: SubmitArgs, json: bool) -> Result<(),
         if !json {
             eprintln!("submitted job {id} ({} tasks)", accepted.tasks);
         }
-        return watch_and_report(&client, &id, json).await;
+        return watch_and_report(&client, &id, json, layout).await;
     }
     if json {
         return print_json(&accepted);
@@ -526,23 +524,23 @@ pub async fn submit(remote: &Remote, args: SubmitArgs, json: bool) -> Result<(),
 }
 
 /// `benchop status`.
-pub async fn status(remote: &Remote, id: &str, json: bool) -> Result<(), ClientError> {
+pub async fn status(remote: &Remote, id: &str, json: bool, layout: Layout) -> Result<(), ClientError> {
     let view = Client::new(remote)?.job(id, 0).await?;
-    report(&view, json)
+    report(&view, json, layout)
 }
 
 /// `benchop watch`.
-pub async fn watch(remote: &Remote, id: &str, json: bool) -> Result<(), ClientError> {
-    watch_and_report(&Client::new(remote)?, id, json).await
+pub async fn watch(remote: &Remote, id: &str, json: bool, layout: Layout) -> Result<(), ClientError> {
+    watch_and_report(&Client::new(remote)?, id, json, layout).await
 }
 
 /// `benchop cancel`.
-pub async fn cancel(remote: &Remote, id: &str, json: bool) -> Result<(), ClientError> {
+pub async fn cancel(remote: &Remote, id: &str, json: bool, layout: Layout) -> Result<(), ClientError> {
     let view = Client::new(remote)?.cancel(id).await?;
     if !json {
         eprintln!("cancelled job {id}");
     }
-    report(&view, json)
+    report(&view, json, layout)
 }
 
 /// `benchop leaderboard`.
@@ -551,6 +549,7 @@ pub async fn leaderboard(
     problem: &str,
     tolerance: Option<f64>,
     json: bool,
+    layout: Layout,
 ) -> Result<(), ClientError> {
     let board = Client::new(remote)?.leaderboard(problem, tolerance).await?;
     if json {
@@ -569,7 +568,7 @@ pub async fn leaderboard(
             "{} at tolerance {:e}:\n{}",
             board.problem,
             board.tolerance,
-            leaderboard_table(&board)
+            table::leaderboard(&board, layout)
         )?;
     }
     Ok(())

@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod loadtest;
+mod progress;
 mod standalone;
 mod table;
 
@@ -53,6 +54,9 @@ enum Command {
         /// Print the job as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also show min and median times, threads, worker and the values.
+        #[arg(long)]
+        wide: bool,
     },
     /// Serve the HTTP API with in-process workers: the whole stack in one process, no RabbitMQ.
     Serve {
@@ -94,6 +98,9 @@ enum Command {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also show the ladder level and QuantLib's engine.
+        #[arg(long)]
+        wide: bool,
     },
     /// List the BENCHOP problems.
     Problems {
@@ -116,6 +123,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Table columns: also the wide ones (min and median times, threads, …).
+        #[arg(long)]
+        wide: bool,
     },
     /// Show a job: status, progress and ranking.
     Status {
@@ -126,6 +136,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Table columns: also the wide ones (min and median times, threads, …).
+        #[arg(long)]
+        wide: bool,
     },
     /// Follow a job to its end with a progress bar (server-sent events, polling as a fallback).
     Watch {
@@ -136,6 +149,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Table columns: also the wide ones (min and median times, threads, …).
+        #[arg(long)]
+        wide: bool,
     },
     /// Cancel a job: its tasks without a result are revoked.
     Cancel {
@@ -146,6 +162,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Table columns: also the wide ones (min and median times, threads, …).
+        #[arg(long)]
+        wide: bool,
     },
     /// A problem's leaderboard across every completed job on the server.
     Leaderboard {
@@ -159,6 +178,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Table columns: also the wide ones (min and median times, threads, …).
+        #[arg(long)]
+        wide: bool,
     },
     /// Download a job's (or with --problem a leaderboard's) chart as SVG.
     Plot {
@@ -229,20 +251,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             repeats,
             workers,
             json,
+            wide,
         } => {
             let mut request = JobRequest::for_problem(&problem);
             request.methods = methods;
             request.tolerance = Some(tolerance);
             request.repeats = Some(repeats);
             // Validate before starting anything, so a typo is a one-line error.
-            let valid = request.validate()?;
+            let valid = request
+                .validate()
+                .map_err(|e| anyhow::anyhow!(client::refusal(&e)))?;
             let token = CancellationToken::new();
-            let state = standalone::start(
-                baas::Store::open(None)?,
-                workers,
-                Arc::new(protocol::NoEvents),
-                &token,
-            );
+            // One progress line per method on a terminal's stderr; none for --json.
+            let events: Arc<dyn protocol::EventSink> = if json {
+                Arc::new(protocol::NoEvents)
+            } else {
+                Arc::new(progress::MethodLines::new(valid.methods.iter().map(|m| m.name())))
+            };
+            let state = standalone::start(baas::Store::open(None)?, workers, events, &token);
             if !json {
                 eprintln!(
                     "ranking {} method(s) on {} ({}) to relerr {:.0e}, {} timed run(s) each…",
@@ -259,7 +285,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                println!("{}", table::ranking(&view));
+                println!("{}", table::ranking(&view, table::Layout::for_stdout(wide)));
             }
         }
         Command::Serve {
@@ -305,6 +331,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             time_limit,
             quantlib,
             json,
+            wide,
         } => {
             let opts = bench::Options {
                 cases,
@@ -318,7 +345,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{}", bench::table(&rows));
+                println!("{}", bench::table(&rows, table::Layout::for_stdout(wide)));
                 print!("{}", bench::winners(&rows));
             }
         }
@@ -354,16 +381,40 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Submit { job, remote, json } => client::submit(&remote, job, json).await?,
-        Command::Status { id, remote, json } => client::status(&remote, &id, json).await?,
-        Command::Watch { id, remote, json } => client::watch(&remote, &id, json).await?,
-        Command::Cancel { id, remote, json } => client::cancel(&remote, &id, json).await?,
+        Command::Submit {
+            job,
+            remote,
+            json,
+            wide,
+        } => client::submit(&remote, job, json, table::Layout::for_stdout(wide)).await?,
+        Command::Status {
+            id,
+            remote,
+            json,
+            wide,
+        } => client::status(&remote, &id, json, table::Layout::for_stdout(wide)).await?,
+        Command::Watch {
+            id,
+            remote,
+            json,
+            wide,
+        } => client::watch(&remote, &id, json, table::Layout::for_stdout(wide)).await?,
+        Command::Cancel {
+            id,
+            remote,
+            json,
+            wide,
+        } => client::cancel(&remote, &id, json, table::Layout::for_stdout(wide)).await?,
         Command::Leaderboard {
             problem,
             tolerance,
             remote,
             json,
-        } => client::leaderboard(&remote, &problem, tolerance, json).await?,
+            wide,
+        } => {
+            let layout = table::Layout::for_stdout(wide);
+            client::leaderboard(&remote, &problem, tolerance, json, layout).await?
+        }
         Command::Plot {
             id,
             problem,

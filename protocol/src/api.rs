@@ -259,10 +259,10 @@ pub struct ValidJob {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
     /// The problem id is not in the catalogue.
-    #[error("unknown problem `{0}`; GET /v1/problems lists the catalogue")]
+    #[error("unknown problem `{0}`")]
     UnknownProblem(String),
     /// A method id is unknown.
-    #[error("unknown method `{0}`; GET /v1/methods lists them")]
+    #[error("unknown method `{0}`")]
     UnknownMethod(String),
     /// A method does not apply to the problem.
     #[error("method `{method}` does not apply to problem `{problem}`")]
@@ -330,7 +330,11 @@ impl JobRequest {
         let tolerance = self.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         benchop::tune::check_tolerance(tolerance).map_err(|e| ValidationError::InvalidField {
             field: "tolerance",
-            reason: e.to_string(),
+            // The field is named once, here: the reason alone.
+            reason: match e {
+                benchop::Error::InvalidParameter { reason, .. } => reason,
+                other => other.to_string(),
+            },
         })?;
         let repeats = self.repeats.unwrap_or(DEFAULT_REPEATS);
         if !(1..=MAX_REPEATS).contains(&repeats) {

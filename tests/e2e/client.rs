@@ -188,6 +188,17 @@ async fn client_errors_are_one_line_with_the_documented_exit_codes() {
     one_line_error(&benchop(s, &["plot", &unknown_job]).await, 4, "job_not_found");
     one_line_error(&benchop(s, &["status", "not-a-job-id"]).await, 5, "invalid_id");
     one_line_error(&benchop(s, &["submit", "9zZ"]).await, 4, "unknown_problem");
+    // The CLI points at its own commands, not at the API's endpoints.
+    one_line_error(
+        &benchop(s, &["submit", "9zZ"]).await,
+        4,
+        "unknown problem `9zZ`; `benchop problems` lists the catalogue",
+    );
+    one_line_error(
+        &benchop(s, &["submit", "1aI", "--methods", "nope"]).await,
+        5,
+        "unknown method `nope`; `benchop methods` lists them",
+    );
     one_line_error(&benchop(s, &["leaderboard", "9zZ"]).await, 4, "unknown_problem");
     one_line_error(
         &benchop(s, &["submit", "1aI", "--methods", "no-such-method"]).await,

@@ -164,6 +164,25 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
         let err: Value = r.json().await.unwrap();
         assert_eq!(err["code"], code, "{body}: {err}");
         assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{err}");
+        match code {
+            // An unknown id names the endpoint that lists the valid ones, and the id in `details`.
+            "unknown_problem" => {
+                assert_eq!(err["details"]["problem"], "9z", "{err}");
+                assert!(
+                    err["message"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with("GET /v1/problems lists the catalogue")
+                );
+            }
+            "unknown_method" => assert_eq!(err["details"]["method"], "warp-drive", "{err}"),
+            // The field is named once: "invalid `tolerance`: must lie in …".
+            "invalid_field" if body["tolerance"].is_number() => {
+                let message = err["message"].as_str().unwrap();
+                assert_eq!(message.matches("tolerance").count(), 1, "{message}");
+            }
+            _ => {}
+        }
     }
     let r = http
         .post(format!("{base}/v1/jobs"))
@@ -247,7 +266,21 @@ fn the_quick_start_ranks_1ai_in_one_process_without_a_broker() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.contains("unknown problem `9z`") && stderr.lines().count() == 1,
+        stderr.contains("unknown problem `9z`; `benchop problems` lists the catalogue")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    // The CLI names its own flags, once each.
+    let bad = std::process::Command::new(support::bin("benchop"))
+        .args(["rank", "1aI", "--tolerance", "5"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.starts_with("benchop: invalid --tolerance: must lie in")
+            && stderr.matches("tolerance").count() == 1
+            && stderr.lines().count() == 1,
         "{stderr}"
     );
 }

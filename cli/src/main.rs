@@ -261,6 +261,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let valid = request
                 .validate()
                 .map_err(|e| anyhow::anyhow!(client::refusal(&e)))?;
+            if !json {
+                // Before the progress lines: they redraw the lines below this one.
+                let n = valid.methods.len();
+                eprintln!("{}: {}", valid.problem.id(), valid.problem.title());
+                eprintln!(
+                    "ranking {n} method{} to relerr {:.0e}, {} timed run{} each",
+                    if n == 1 { "" } else { "s" },
+                    valid.tolerance,
+                    valid.repeats,
+                    if valid.repeats == 1 { "" } else { "s" },
+                );
+            }
             let token = CancellationToken::new();
             // One progress line per method on a terminal's stderr; none for --json.
             let events: Arc<dyn protocol::EventSink> = if json {
@@ -269,16 +281,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Arc::new(progress::MethodLines::new(valid.methods.iter().map(|m| m.name())))
             };
             let state = standalone::start(baas::Store::open(None)?, workers, events, &token);
-            if !json {
-                eprintln!(
-                    "ranking {} method(s) on {} ({}) to relerr {:.0e}, {} timed run(s) each…",
-                    valid.methods.len(),
-                    valid.problem.id(),
-                    valid.problem.title(),
-                    valid.tolerance,
-                    valid.repeats
-                );
-            }
             let accepted = baas::jobs::submit(&state, request).await?;
             let view = baas::jobs::wait_finished(&state, accepted.id).await?;
             token.cancel();

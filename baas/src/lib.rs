@@ -6,7 +6,7 @@
 //! ## Layout
 //! - [`routes`]: the axum router (`app(state)`), one handler per endpoint.
 //! - [`jobs`]: submit a job, view a job, ingest a result: the logic shared by HTTP, AMQP and standalone mode.
-//! - [`store`]: SQLite persistence; [`publisher`]: RabbitMQ or in-process task publishing.
+//! - [`store`]: persistence (embedded SQLite, or PostgreSQL with `BAAS_DATABASE_URL`); [`publisher`]: RabbitMQ or in-process task publishing.
 //! - [`ranking`]: results → ranking; [`error`]: the one `IntoResponse` for errors.
 //! - [`run`]: the distributed service (HTTP + AMQP result consumer + republisher).
 
@@ -54,6 +54,10 @@ pub struct Config {
     /// Directory of the embedded job store (`baas.db`).
     #[arg(long, env = "BENCHOP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Job store URL, overriding the SQLite file in `--data-dir`: `postgres://user@host:5432/db` (or
+    /// `postgresql://…`; libpq URL parameters apply) for PostgreSQL, `sqlite:<path>` or a path for SQLite.
+    #[arg(long, env = "BAAS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Per-task time limit in seconds; the worker stops the kernel after it.
     #[arg(long, env = "BAAS_TASK_TIME_LIMIT_SECS", default_value_t = 120)]
     pub task_time_limit_secs: u64,
@@ -147,8 +151,14 @@ pub enum RunError {
 
 /// Run the distributed service until `token` is cancelled: HTTP API, result consumer, republisher.
 pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunError> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(Some(&config.data_dir.join("baas.db")))?;
+    let store = match &config.database_url {
+        Some(url) => Store::connect(url).await?,
+        None => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            Store::open(Some(&config.data_dir.join("baas.db")))?
+        }
+    };
+    tracing::info!(backend = ?store.kind(), "job store open");
     let publisher = AmqpPublisher::connect(&config.amqp_url, Duration::from_secs(30)).await?;
     // Events reconnect on their own after a broker restart (the monitor hears job events again).
     let events = protocol::amqp::AmqpEvents::connect(config.amqp_url.clone(), "baas-events");

@@ -1,4 +1,4 @@
-//! The job store: jobs, tasks and results in an embedded SQLite file.
+//! The embedded SQLite backend (the default: zero set-up).
 //!
 //! Every call runs on a blocking thread. The one writing connection sits behind a `std::sync::Mutex` on
 //! purpose: SQLite serialises writers anyway, the lock is never held across an `.await`, and the critical
@@ -11,187 +11,35 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
-use protocol::api::JobStatus;
-use protocol::{Outcome, TaskMessage, TaskResult};
+use protocol::{TaskMessage, TaskResult};
 
-/// Store errors.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite failed.
-    #[error("store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A stored document did not decode.
-    #[error("store: corrupt record: {0}")]
-    Corrupt(#[from] serde_json::Error),
-    /// The blocking thread died.
-    #[error("store: worker thread failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-    /// The lock was poisoned by a panic.
-    #[error("store: lock poisoned")]
-    Poisoned,
-}
-
-/// A job as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRecord {
-    /// Id.
-    pub id: Uuid,
-    /// Problem id.
-    pub problem: String,
-    /// Tolerance.
-    pub tolerance: f64,
-    /// Timed runs.
-    pub repeats: u32,
-    /// Creation time, Unix ms.
-    pub created_ms: u64,
-    /// Completion time, Unix ms.
-    pub finished_ms: Option<u64>,
-    /// Number of tasks.
-    pub n_tasks: u32,
-    /// Tasks with a result.
-    pub n_done: u32,
-    /// When the job was cancelled, Unix ms.
-    pub cancelled_ms: Option<u64>,
-}
-
-impl JobRecord {
-    /// The job's status, derived from its counters.
-    pub fn status(&self) -> JobStatus {
-        if self.cancelled_ms.is_some() {
-            JobStatus::Cancelled
-        } else if self.finished_ms.is_some() {
-            JobStatus::Completed
-        } else if self.n_done == 0 {
-            JobStatus::Queued
-        } else {
-            JobStatus::Running
-        }
-    }
-}
-
-/// A task as stored, with its recorded result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskRecord {
-    /// Id.
-    pub id: Uuid,
-    /// Method id.
-    pub method: String,
-    /// The recorded result, if any.
-    pub result: Option<TaskResult>,
-    /// How many result messages arrived (duplicates included).
-    pub result_deliveries: u32,
-    /// Runs requested: 1, plus one per retry.
-    pub attempts: u32,
-    /// The ladder level the task prices (work-precision jobs); `None` when the worker tunes.
-    pub level: Option<u32>,
-}
-
-/// What recording a result did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// First result of the task; `job_finished` when it was the job's last.
-    New {
-        /// The job's last task.
-        job_finished: bool,
-    },
-    /// The task already had a result; this one was counted and ignored.
-    Duplicate,
-    /// No such task (another deployment's result, or a deleted job).
-    UnknownTask,
-}
-
-/// What inserting a job with an idempotency key did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted {
-    /// Stored.
-    New,
-    /// The key was used before by the same request: that job and its number of tasks.
-    Existing {
-        /// The job.
-        id: Uuid,
-        /// Its tasks.
-        tasks: u32,
-    },
-    /// The key was used before by another request.
-    Conflict(Uuid),
-}
-
-/// What retrying a task did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Retry {
-    /// Back to pending; publish this.
-    Requeued(TaskMessage),
-    /// No such task.
-    UnknownTask,
-    /// Only failed tasks are retried; this one is in the given state.
-    NotFailed(&'static str),
-    /// Its job was cancelled.
-    JobCancelled,
-}
-
-/// Which jobs to list.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JobFilter {
-    /// Only this status.
-    pub status: Option<JobStatus>,
-    /// Only this problem.
-    pub problem: Option<String>,
-    /// Created at or after, Unix ms.
-    pub since_ms: Option<u64>,
-    /// Created before, Unix ms.
-    pub until_ms: Option<u64>,
-    /// Cursor: only jobs older than this sequence number.
-    pub before_seq: Option<i64>,
-    /// Page size.
-    pub limit: usize,
-}
-
-/// The SQLite job store. Cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    /// Finished jobs as last read, served without a blocking thread; every write empties it.
-    finished: Arc<Mutex<FinishedCache>>,
-    /// Tasks confirmed by the broker, waiting to be marked published (see [`Store::mark_published`]).
-    pending_marks: Arc<Mutex<PendingMarks>>,
-    /// Read-only connections of a file store; empty for an in-memory store (reads use `conn`).
-    readers: Arc<[Mutex<Connection>]>,
-    next_reader: Arc<AtomicUsize>,
-}
+use super::{
+    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, is_failure, now_ms,
+};
 
 /// Read-only connections a file store opens beside its writer.
 pub const READERS: usize = 2;
 
-/// Finished jobs kept by [`Store::job`] (the oldest are dropped first).
-pub const FINISHED_CACHE_JOBS: usize = 1024;
-/// Jobs with more tasks than this are never cached (their clone would cost more than the read).
-pub const FINISHED_CACHE_MAX_TASKS: usize = 256;
-
-#[derive(Default)]
-struct PendingMarks {
-    ids: Vec<Uuid>,
-    /// A caller is writing marks now; the others leave theirs in `ids` for it.
-    flushing: bool,
-}
-
-/// Finished (or cancelled) jobs' records. A finished job changes only by a write (a retry, a late
-/// result), and every write through [`Store::call`] empties the cache after its commit and bumps
-/// `generation`; a read inserts only if no write completed since it began, so a snapshot older than a
-/// write can never be cached after it.
-#[derive(Default)]
-struct FinishedCache {
-    generation: u64,
-    jobs: std::collections::HashMap<Uuid, (JobRecord, Vec<TaskRecord>)>,
-    order: std::collections::VecDeque<Uuid>,
-}
-
-const SCHEMA: &str = "
+/// Connection settings, applied on every open (outside any transaction: the journal mode cannot change
+/// inside one).
+const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
+";
+
+/// The schema, version by version; each runs once, in the transaction that records it.
+///
+/// Version 1 is the schema of the releases before versioned migrations. Its statements are `IF NOT
+/// EXISTS`, so a store created by those releases (tables present, no `schema_migrations`) is recognised
+/// as version 1 when it is first opened; [`legacy_columns`] adds the columns the very first release
+/// lacked.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "
 CREATE TABLE IF NOT EXISTS jobs (
     id          TEXT PRIMARY KEY,
     seq         INTEGER NOT NULL,
@@ -225,17 +73,27 @@ CREATE TABLE IF NOT EXISTS idempotency (
     job_id     TEXT NOT NULL REFERENCES jobs(id),
     created_ms INTEGER NOT NULL
 );
-";
+",
+}];
 
-impl Store {
+/// The SQLite backend. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct SqliteStore {
+    pub(super) conn: Arc<Mutex<Connection>>,
+    /// Read-only connections of a file store; empty for an in-memory store (reads use `conn`).
+    pub(super) readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<AtomicUsize>,
+}
+
+impl SqliteStore {
     /// Open (creating if needed) the store at `path`; `None` keeps it in memory.
-    pub fn open(path: Option<&Path>) -> Result<Self, StoreError> {
-        let conn = match path {
+    pub(super) fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+        let mut conn = match path {
             Some(p) => Connection::open(p)?,
             None => Connection::open_in_memory()?,
         };
-        conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        conn.execute_batch(PRAGMAS)?;
+        migrate(&mut conn)?;
         let readers = match path {
             Some(p) => (0..READERS)
                 .map(|_| {
@@ -251,8 +109,6 @@ impl Store {
         };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            finished: Arc::default(),
-            pending_marks: Arc::default(),
             readers: readers.into(),
             next_reader: Arc::new(AtomicUsize::new(0)),
         })
@@ -290,36 +146,22 @@ impl Store {
         .await?
     }
 
-    /// Run `f` on the writing connection; afterwards the finished-job cache is emptied.
+    /// Run `f` on the writing connection (the caller, [`super::Store`], empties the finished-job cache
+    /// after it).
     async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let (conn, finished) = (Arc::clone(&self.conn), Arc::clone(&self.finished));
+        let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
-            let out = f(&mut guard);
-            // After the commit: no cached job may be older than this write.
-            let mut cache = finished.lock().map_err(|_| StoreError::Poisoned)?;
-            cache.generation += 1;
-            cache.jobs.clear();
-            cache.order.clear();
-            out
+            f(&mut guard)
         })
         .await?
     }
 
-    /// Persist a job and its tasks in one transaction (before the job is acknowledged to the client).
-    pub async fn insert_job(&self, job: JobRecord, tasks: Vec<TaskMessage>) -> Result<(), StoreError> {
-        // Without a key there is nothing to collide with: the outcome is always `New`.
-        self.insert_job_once(job, tasks, None).await.map(|_| ())
-    }
-
-    /// Persist a job and its tasks in one transaction. With an idempotency key `(key, request)`, a key
-    /// seen before returns the job it created (same request) or a conflict (another request), and
-    /// nothing is inserted.
-    pub async fn insert_job_once(
+    pub(super) async fn insert_job_once(
         &self,
         job: JobRecord,
         tasks: Vec<TaskMessage>,
@@ -377,9 +219,7 @@ impl Store {
         .await
     }
 
-    /// Cancel a job: every task without a result gets a `cancelled` failure, and the job finishes now.
-    /// Returns the job as it was before (so callers can tell "already finished") and the revoked tasks.
-    pub async fn cancel_job(
+    pub(super) async fn cancel_job(
         &self,
         id: Uuid,
         now_ms: u64,
@@ -405,19 +245,7 @@ impl Store {
             {
                 let mut stmt = tx.prepare("UPDATE tasks SET result = ?2 WHERE id = ?1 AND result IS NULL")?;
                 for t in &pending {
-                    let result = TaskResult {
-                        schema_version: protocol::SCHEMA_VERSION,
-                        task_id: t.task_id,
-                        job_id: t.job_id,
-                        method: t.method.clone(),
-                        worker: String::new(),
-                        started_ms: now_ms,
-                        finished_ms: now_ms,
-                        outcome: Outcome::Failed {
-                            kind: protocol::FailureKind::Cancelled,
-                            reason: "job cancelled by request".into(),
-                        },
-                    };
+                    let result = super::cancelled_result(t, now_ms);
                     stmt.execute(params![t.task_id.to_string(), serde_json::to_string(&result)?])?;
                 }
             }
@@ -431,8 +259,7 @@ impl Store {
         .await
     }
 
-    /// Put a failed task back to pending so it runs again; returns its message to publish.
-    pub async fn retry_task(&self, task_id: Uuid) -> Result<Retry, StoreError> {
+    pub(super) async fn retry_task(&self, task_id: Uuid) -> Result<Retry, StoreError> {
         self.call(move |c| {
             let tx = c.transaction()?;
             let row: Option<(String, String, Option<String>)> = tx
@@ -472,60 +299,23 @@ impl Store {
         .await
     }
 
-    /// Mark tasks as confirmed by the broker.
-    pub async fn mark_published(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
-        // Group commit: while one caller writes, concurrent callers add their ids and return; the
-        // writer loops until none are left, so many accepted jobs share one transaction. A mark lost to
-        // a failed write (or a crash) only makes the republisher send a task again: a duplicate run,
-        // whose result baas ignores.
-        {
-            let mut pending = self.pending_marks.lock().map_err(|_| StoreError::Poisoned)?;
-            pending.ids.extend(ids);
-            if pending.flushing {
-                return Ok(());
-            }
-            pending.flushing = true;
-        }
-        // The writing loop runs as its own task, so a caller that goes away (a dropped request) cannot
-        // leave `flushing` set with nobody writing.
-        let store = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let batch = {
-                    let mut pending = store.pending_marks.lock().map_err(|_| StoreError::Poisoned)?;
-                    if pending.ids.is_empty() {
-                        pending.flushing = false;
-                        return Ok(());
-                    }
-                    std::mem::take(&mut pending.ids)
-                };
-                let written = store
-                    .call(move |c| {
-                        let tx = c.transaction()?;
-                        {
-                            let mut stmt =
-                                tx.prepare_cached("UPDATE tasks SET published = 1 WHERE id = ?1")?;
-                            for id in &batch {
-                                stmt.execute([id.to_string()])?;
-                            }
-                        }
-                        tx.commit()?;
-                        Ok(())
-                    })
-                    .await;
-                if let Err(e) = written {
-                    if let Ok(mut pending) = store.pending_marks.lock() {
-                        pending.flushing = false;
-                    }
-                    return Err(e);
+    /// Mark one batch of tasks published, in one transaction.
+    pub(super) async fn mark_published(&self, batch: Vec<Uuid>) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached("UPDATE tasks SET published = 1 WHERE id = ?1")?;
+                for id in &batch {
+                    stmt.execute([id.to_string()])?;
                 }
             }
+            tx.commit()?;
+            Ok(())
         })
-        .await?
+        .await
     }
 
-    /// The stored message of a task.
-    pub async fn task_message(&self, id: Uuid) -> Result<Option<TaskMessage>, StoreError> {
+    pub(super) async fn task_message(&self, id: Uuid) -> Result<Option<TaskMessage>, StoreError> {
         self.read(move |c| {
             let message: Option<String> = c
                 .prepare_cached("SELECT message FROM tasks WHERE id = ?1")?
@@ -536,8 +326,7 @@ impl Store {
         .await
     }
 
-    /// Tasks never confirmed by the broker and created before `before_ms` (for the republisher).
-    pub async fn unpublished_tasks(
+    pub(super) async fn unpublished_tasks(
         &self,
         before_ms: u64,
         limit: usize,
@@ -556,16 +345,7 @@ impl Store {
         .await
     }
 
-    /// Record a result exactly once per task; later copies are counted and ignored.
-    pub async fn record_result(&self, result: TaskResult, now_ms: u64) -> Result<Recorded, StoreError> {
-        let mut recorded = self.record_results(vec![result], now_ms).await?;
-        Ok(recorded.pop().unwrap_or(Recorded::UnknownTask))
-    }
-
-    /// Record a batch of results in one transaction (one commit for many results: the result consumer
-    /// drains what the broker has delivered and stores it at once). Idempotent per task like
-    /// [`record_result`](Self::record_result); the answers are in the order of `results`.
-    pub async fn record_results(
+    pub(super) async fn record_results(
         &self,
         results: Vec<TaskResult>,
         now_ms: u64,
@@ -610,9 +390,7 @@ impl Store {
         .await
     }
 
-    /// A job's record and how many of its tasks failed, without reading the tasks' results: the cheap
-    /// view for polling big jobs.
-    pub async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
+    pub(super) async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
         self.read(move |c| {
             let Some(job) = job_record(c, id)? else {
                 return Ok(None);
@@ -628,36 +406,7 @@ impl Store {
         .await
     }
 
-    /// A job and its tasks; a finished job of at most [`FINISHED_CACHE_MAX_TASKS`] tasks from memory
-    /// when it was read before and nothing was written since.
-    pub async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
-        let generation = {
-            let cache = self.finished.lock().map_err(|_| StoreError::Poisoned)?;
-            if let Some(hit) = cache.jobs.get(&id) {
-                return Ok(Some(hit.clone()));
-            }
-            cache.generation
-        };
-        let read = self.read_job(id).await?;
-        if let Some((job, tasks)) = &read
-            && job.status().is_final()
-            && tasks.len() <= FINISHED_CACHE_MAX_TASKS
-        {
-            let mut cache = self.finished.lock().map_err(|_| StoreError::Poisoned)?;
-            if cache.generation == generation && !cache.jobs.contains_key(&id) {
-                if cache.order.len() >= FINISHED_CACHE_JOBS
-                    && let Some(oldest) = cache.order.pop_front()
-                {
-                    cache.jobs.remove(&oldest);
-                }
-                cache.order.push_back(id);
-                cache.jobs.insert(id, (job.clone(), tasks.clone()));
-            }
-        }
-        Ok(read)
-    }
-
-    async fn read_job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
+    pub(super) async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
         self.read(move |c| {
             let Some(job) = job_record(c, id)? else {
                 return Ok(None);
@@ -693,8 +442,10 @@ impl Store {
         .await
     }
 
-    /// Jobs matching `filter`, newest first, with the cursor of the next page.
-    pub async fn list_jobs(&self, filter: JobFilter) -> Result<(Vec<JobRecord>, Option<i64>), StoreError> {
+    pub(super) async fn list_jobs(
+        &self,
+        filter: JobFilter,
+    ) -> Result<(Vec<JobRecord>, Option<i64>), StoreError> {
         self.read(move |c| {
             let mut sql = format!("SELECT {JOB_COLUMNS}, seq FROM jobs WHERE 1=1");
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -714,35 +465,20 @@ impl Store {
                 sql.push_str(" AND created_ms < ?");
                 args.push((until as i64).into());
             }
-            match filter.status {
-                None => {}
-                Some(JobStatus::Queued) => sql.push_str(" AND finished_ms IS NULL AND n_done = 0"),
-                Some(JobStatus::Running) => sql.push_str(" AND finished_ms IS NULL AND n_done > 0"),
-                Some(JobStatus::Completed) => {
-                    sql.push_str(" AND finished_ms IS NOT NULL AND cancelled_ms IS NULL")
-                }
-                Some(JobStatus::Cancelled) => sql.push_str(" AND cancelled_ms IS NOT NULL"),
-            }
+            sql.push_str(super::status_condition(filter.status));
             sql.push_str(" ORDER BY seq DESC LIMIT ?");
             args.push(((filter.limit + 1) as i64).into());
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((job_row(r)?, r.get::<_, i64>(9)?))
             })?;
-            let mut jobs = rows.collect::<Result<Vec<_>, _>>()?;
-            let next = if jobs.len() > filter.limit {
-                jobs.truncate(filter.limit);
-                jobs.last().map(|(_, seq)| *seq)
-            } else {
-                None
-            };
-            Ok((jobs.into_iter().map(|(j, _)| j).collect(), next))
+            let jobs = rows.collect::<Result<Vec<_>, _>>()?;
+            Ok(super::page(jobs, filter.limit))
         })
         .await
     }
 
-    /// Every recorded result of completed jobs on `problem` at `tolerance` (for leaderboards).
-    pub async fn results_for_problem(
+    pub(super) async fn results_for_problem(
         &self,
         problem: String,
         tolerance: f64,
@@ -763,15 +499,51 @@ impl Store {
         .await
     }
 
-    /// A cheap query proving the store answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
             .await
     }
 }
 
-/// Columns added after the first release, for stores created by it.
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+/// Apply every migration newer than the store's version, in one `IMMEDIATE` transaction (so two
+/// processes opening one file at once take turns).
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            applied_ms INTEGER NOT NULL
+        )",
+    )?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.execute_batch(m.sql)?;
+        if m.version == 1 {
+            legacy_columns(&tx)?;
+        }
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+            params![m.version, now_ms() as i64],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Columns the first release's stores lack (version 1's `CREATE TABLE IF NOT EXISTS` leaves such a table
+/// as it is).
+fn legacy_columns(conn: &Connection) -> Result<(), StoreError> {
     for (table, column, decl) in [
         ("jobs", "cancelled_ms", "INTEGER"),
         ("tasks", "attempts", "INTEGER NOT NULL DEFAULT 1"),
@@ -815,15 +587,11 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
-/// Whether a recorded result is a failure.
-pub fn is_failure(result: &TaskResult) -> bool {
-    matches!(result.outcome, Outcome::Failed { .. })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::{Backend, Store};
     use super::*;
-    use protocol::{FailureKind, ProblemRef, SCHEMA_VERSION};
+    use protocol::{FailureKind, Outcome, ProblemRef, SCHEMA_VERSION};
 
     fn task(job_id: Uuid, method: &str) -> TaskMessage {
         TaskMessage {
@@ -870,34 +638,35 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_publication_marks_share_transactions_and_none_is_lost() {
-        let store = Store::open(None).unwrap();
-        let job_id = Uuid::new_v4();
-        let tasks: Vec<TaskMessage> = (0..200).map(|_| task(job_id, "cos")).collect();
-        store
-            .insert_job(new_job(job_id, 200), tasks.clone())
-            .await
-            .unwrap();
-        let marks = tasks.iter().map(|t| {
-            let (store, id) = (store.clone(), t.task_id);
-            tokio::spawn(async move { store.mark_published(vec![id]).await })
-        });
-        for m in marks.collect::<Vec<_>>() {
-            m.await.unwrap().unwrap();
+    fn temp_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("baas-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn sqlite(store: &Store) -> &SqliteStore {
+        match &store.backend {
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(_) => panic!("not a SQLite store"),
         }
-        // Every caller has returned, so the last writer has emptied the queue: all are marked.
-        assert_eq!(store.unpublished_tasks(u64::MAX / 2, 1000).await.unwrap(), vec![]);
-        let pending = store.pending_marks.lock().unwrap();
-        assert!(pending.ids.is_empty() && !pending.flushing);
+    }
+
+    fn versions(path: &Path) -> Vec<i64> {
+        let c = Connection::open(path).unwrap();
+        let mut stmt = c
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     #[tokio::test]
     async fn a_file_store_reads_on_its_readers_what_the_writer_committed() {
-        let dir = std::env::temp_dir().join(format!("baas-store-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir();
         let store = Store::open(Some(&dir.join("baas.db"))).unwrap();
-        assert_eq!(store.readers.len(), READERS);
+        assert_eq!(sqlite(&store).readers.len(), READERS);
         let job_id = Uuid::new_v4();
         let tasks = vec![task(job_id, "cos")];
         let job = new_job(job_id, 1);
@@ -931,7 +700,7 @@ mod tests {
             "a running job is never cached"
         );
         // Readers cannot write.
-        let reader = store.readers[0].lock().unwrap();
+        let reader = sqlite(&store).readers[0].lock().unwrap();
         assert!(reader.execute("DELETE FROM jobs", []).is_err());
         drop(reader);
         drop(store);
@@ -939,44 +708,131 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
-        let store = Store::open(None).unwrap();
-        let job_id = Uuid::new_v4();
-        let tasks = vec![task(job_id, "cos"), task(job_id, "fd")];
-        let job = new_job(job_id, 2);
-        store.insert_job(job, tasks.clone()).await.unwrap();
-        assert_eq!(store.unpublished_tasks(11, 10).await.unwrap().len(), 2);
-        store.mark_published(vec![tasks[0].task_id]).await.unwrap();
-        assert_eq!(
-            store.unpublished_tasks(11, 10).await.unwrap(),
-            vec![tasks[1].clone()]
-        );
+    async fn migrations_are_idempotent_on_reopen() {
+        let dir = temp_dir();
+        let path = dir.join("baas.db");
+        let id = Uuid::new_v4();
+        let store = Store::open(Some(&path)).unwrap();
+        store
+            .insert_job(new_job(id, 1), vec![task(id, "cos")])
+            .await
+            .unwrap();
+        drop(store);
+        for _ in 0..2 {
+            let store = Store::open(Some(&path)).unwrap();
+            assert_eq!(store.job(id).await.unwrap().unwrap().0.n_tasks, 1);
+        }
+        assert_eq!(versions(&path), vec![1]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
-        let first = failed(&tasks[0]);
-        assert_eq!(
-            store.record_result(first.clone(), 20).await.unwrap(),
-            Recorded::New { job_finished: false }
-        );
-        assert_eq!(store.record_result(first, 21).await.unwrap(), Recorded::Duplicate);
-        assert_eq!(
-            store.record_result(failed(&tasks[1]), 22).await.unwrap(),
-            Recorded::New { job_finished: true }
-        );
-        let stray = failed(&task(job_id, "mc"));
-        assert_eq!(
-            store.record_result(stray, 23).await.unwrap(),
-            Recorded::UnknownTask
-        );
+    /// The schema of the releases before versioned migrations (`SCHEMA` in the old `store.rs`), and of
+    /// the first release (without `cancelled_ms` and `attempts`).
+    const LEGACY: &str = "
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, problem TEXT NOT NULL,
+            tolerance REAL NOT NULL, repeats INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+            finished_ms INTEGER, n_tasks INTEGER NOT NULL, n_done INTEGER NOT NULL DEFAULT 0 /*C*/);
+        CREATE INDEX jobs_seq ON jobs(seq);
+        CREATE TABLE tasks (id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id),
+            pos INTEGER NOT NULL, method TEXT NOT NULL, message TEXT NOT NULL, created_ms INTEGER NOT NULL,
+            published INTEGER NOT NULL DEFAULT 0, result TEXT,
+            result_deliveries INTEGER NOT NULL DEFAULT 0 /*A*/);
+        CREATE INDEX tasks_job ON tasks(job_id, pos);
+        CREATE INDEX tasks_unpublished ON tasks(published) WHERE published = 0;
+        CREATE TABLE idempotency (key TEXT PRIMARY KEY, request TEXT NOT NULL,
+            job_id TEXT NOT NULL REFERENCES jobs(id), created_ms INTEGER NOT NULL);
+    ";
 
-        let (job, records) = store.job(job_id).await.unwrap().unwrap();
-        assert_eq!((job.n_done, job.finished_ms), (2, Some(22)));
-        assert_eq!(
-            records.iter().map(|r| r.result_deliveries).collect::<Vec<_>>(),
-            vec![2, 1]
-        );
-        assert!(
-            store.unpublished_tasks(100, 10).await.unwrap().is_empty(),
-            "a task with a result is never republished"
-        );
+    #[tokio::test]
+    async fn a_store_from_before_migrations_opens_as_version_1_with_its_data() {
+        for first_release in [false, true] {
+            let dir = temp_dir();
+            let path = dir.join("baas.db");
+            let (job_id, task_id) = (Uuid::new_v4(), Uuid::new_v4());
+            let mut t = task(job_id, "cos");
+            t.task_id = task_id;
+            {
+                let schema = if first_release {
+                    LEGACY.replace("/*C*/", "").replace("/*A*/", "")
+                } else {
+                    LEGACY
+                        .replace("/*C*/", ", cancelled_ms INTEGER")
+                        .replace("/*A*/", ", attempts INTEGER NOT NULL DEFAULT 1")
+                };
+                let c = Connection::open(&path).unwrap();
+                c.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+                c.execute_batch(&schema).unwrap();
+                c.execute(
+                    "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks)
+                     VALUES (?1, 1, '1aI', 1e-4, 3, 10, 1)",
+                    [job_id.to_string()],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO tasks (id, job_id, pos, method, message, created_ms) VALUES (?1, ?2, 0, 'cos', ?3, 10)",
+                    params![task_id.to_string(), job_id.to_string(), serde_json::to_string(&t).unwrap()],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO idempotency (key, request, job_id, created_ms) VALUES ('k', 'r', ?1, 10)",
+                    [job_id.to_string()],
+                )
+                .unwrap();
+            }
+            let store = Store::open(Some(&path)).unwrap();
+            assert_eq!(versions(&path), vec![1], "first release: {first_release}");
+            let (job, records) = store.job(job_id).await.unwrap().unwrap();
+            assert_eq!((job.n_tasks, job.cancelled_ms), (1, None));
+            assert_eq!((records[0].id, records[0].attempts), (task_id, 1));
+            let other = Uuid::new_v4();
+            assert_eq!(
+                store
+                    .insert_job_once(
+                        new_job(other, 1),
+                        vec![task(other, "cos")],
+                        Some(("k".into(), "r".into()))
+                    )
+                    .await
+                    .unwrap(),
+                Inserted::Existing { id: job_id, tasks: 1 }
+            );
+            // The old data works with today's code: cancel, retry, list.
+            let (_, revoked) = store.cancel_job(job_id, 50).await.unwrap().unwrap();
+            assert_eq!(revoked, vec![t.clone()]);
+            let next = Uuid::new_v4();
+            store
+                .insert_job(new_job(next, 1), vec![task(next, "fd")])
+                .await
+                .unwrap();
+            let filter = JobFilter {
+                limit: 10,
+                ..JobFilter::default()
+            };
+            let (jobs, _) = store.list_jobs(filter).await.unwrap();
+            assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next, job_id]);
+            drop(store);
+            let _reopened = Store::open(Some(&path)).unwrap();
+            assert_eq!(versions(&path), vec![1]);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_store_from_a_newer_baas_is_refused() {
+        let dir = temp_dir();
+        let path = dir.join("baas.db");
+        drop(Store::open(Some(&path)).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "INSERT INTO schema_migrations (version, applied_ms) VALUES (99, 0)",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        assert!(matches!(
+            Store::open(Some(&path)),
+            Err(StoreError::SchemaTooNew { found: 99, known: 1 })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,662 @@
+//! The PostgreSQL backend: one `deadpool-postgres` pool, cached prepared statements, multi-row writes
+//! through `UNNEST` arrays.
+//!
+//! Several baas replicas may share the database, so the writes that SQLite serialises by its one
+//! writer are made safe here by row locks, always taken in one order (job rows before task rows, each
+//! sorted by id) so that concurrent writers never deadlock; idempotency keys are claimed with
+//! `INSERT … ON CONFLICT DO NOTHING` before the job is inserted, so two inserts with one key can never
+//! both create a job. Multi-statement reads run in one `REPEATABLE READ` read-only transaction (one
+//! snapshot, like SQLite's read transactions).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+use uuid::Uuid;
+
+use protocol::{TaskMessage, TaskResult};
+
+use super::{
+    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, is_failure, now_ms,
+};
+
+/// Connections in the pool.
+const POOL_SIZE: usize = 16;
+
+/// The schema, version by version; each runs once, in the transaction that records it.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "
+CREATE TABLE jobs (
+    id           UUID PRIMARY KEY,
+    seq          BIGINT GENERATED ALWAYS AS IDENTITY,
+    problem      TEXT NOT NULL,
+    tolerance    DOUBLE PRECISION NOT NULL,
+    repeats      BIGINT NOT NULL,
+    created_ms   BIGINT NOT NULL,
+    finished_ms  BIGINT,
+    n_tasks      BIGINT NOT NULL,
+    n_done       BIGINT NOT NULL DEFAULT 0,
+    cancelled_ms BIGINT
+);
+CREATE UNIQUE INDEX jobs_seq ON jobs(seq);
+CREATE TABLE tasks (
+    id                UUID PRIMARY KEY,
+    job_id            UUID NOT NULL REFERENCES jobs(id),
+    pos               BIGINT NOT NULL,
+    method            TEXT NOT NULL,
+    message           TEXT NOT NULL,
+    created_ms        BIGINT NOT NULL,
+    published         BOOLEAN NOT NULL DEFAULT FALSE,
+    result            TEXT,
+    result_deliveries BIGINT NOT NULL DEFAULT 0,
+    attempts          BIGINT NOT NULL DEFAULT 1
+);
+CREATE INDEX tasks_job ON tasks(job_id, pos);
+CREATE INDEX tasks_unpublished ON tasks(created_ms) WHERE NOT published AND result IS NULL;
+-- The key is claimed before its job is inserted (same transaction), hence the deferred reference.
+CREATE TABLE idempotency (
+    key        TEXT PRIMARY KEY,
+    request    TEXT NOT NULL,
+    job_id     UUID NOT NULL REFERENCES jobs(id) DEFERRABLE INITIALLY DEFERRED,
+    created_ms BIGINT NOT NULL
+);
+",
+}];
+
+const JOB_COLUMNS: &str =
+    "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms";
+
+/// The PostgreSQL backend. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// A pool over `url`, with the schema migrated.
+    pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .build()?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Apply every migration newer than the database's version, in one transaction under an advisory
+    /// lock (per schema), so replicas starting at once take turns.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('baas.schema_migrations.' || COALESCE(current_schema(), ''), 0))",
+            &[],
+        )
+        .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    INTEGER PRIMARY KEY,
+                applied_ms BIGINT NOT NULL
+            )",
+        )
+        .await?;
+        let current: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .await?
+            .try_get(0)?;
+        let current = i64::from(current);
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if current > known {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            tx.batch_execute(m.sql).await?;
+            let version = i32::try_from(m.version).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[&version, &(now_ms() as i64)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn insert_job_once(
+        &self,
+        job: JobRecord,
+        tasks: Vec<TaskMessage>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<Inserted, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let created_ms = job.created_ms as i64;
+        if let Some((key, request)) = &idempotency {
+            if let Some(seen) = seen_key(&tx, key, request).await? {
+                tx.rollback().await?;
+                return Ok(seen);
+            }
+            // Claim the key first: a concurrent insert with it waits here for the other's commit, then
+            // inserts nothing and reads the other's job.
+            let claim = tx
+                .prepare_cached(
+                    "INSERT INTO idempotency (key, request, job_id, created_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .await?;
+            if tx.execute(&claim, &[key, request, &job.id, &created_ms]).await? == 0 {
+                let seen = seen_key(&tx, key, request).await?;
+                tx.rollback().await?;
+                return seen.ok_or_else(|| {
+                    StoreError::Invalid(format!("idempotency key {key:?} is taken but has no job"))
+                });
+            }
+        }
+        let insert_job = tx
+            .prepare_cached(
+                "INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await?;
+        tx.execute(
+            &insert_job,
+            &[
+                &job.id,
+                &job.problem,
+                &job.tolerance,
+                &i64::from(job.repeats),
+                &created_ms,
+                &i64::from(job.n_tasks),
+            ],
+        )
+        .await?;
+        let mut ids = Vec::with_capacity(tasks.len());
+        let mut positions = Vec::with_capacity(tasks.len());
+        let mut methods = Vec::with_capacity(tasks.len());
+        let mut messages = Vec::with_capacity(tasks.len());
+        for (pos, t) in tasks.iter().enumerate() {
+            ids.push(t.task_id);
+            positions.push(pos as i64);
+            methods.push(t.method.as_str());
+            messages.push(serde_json::to_string(t)?);
+        }
+        let insert_tasks = tx
+            .prepare_cached(
+                "INSERT INTO tasks (id, job_id, pos, method, message, created_ms)
+                 SELECT u.id, $1, u.pos, u.method, u.message, $2
+                 FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::text[]) AS u(id, pos, method, message)",
+            )
+            .await?;
+        tx.execute(
+            &insert_tasks,
+            &[&job.id, &created_ms, &ids, &positions, &methods, &messages],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Inserted::New)
+    }
+
+    pub(super) async fn cancel_job(
+        &self,
+        id: Uuid,
+        now_ms: u64,
+    ) -> Result<Option<(JobRecord, Vec<TaskMessage>)>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let lock = tx
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE"
+            ))
+            .await?;
+        let Some(row) = tx.query_opt(&lock, &[&id]).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let job = job_row(&row)?;
+        if job.finished_ms.is_some() {
+            tx.rollback().await?;
+            return Ok(Some((job, Vec::new())));
+        }
+        let pending = tx
+            .prepare_cached(
+                "SELECT pos, message FROM tasks WHERE job_id = $1 AND result IS NULL ORDER BY id FOR UPDATE",
+            )
+            .await?;
+        let mut rows = Vec::new();
+        for row in tx.query(&pending, &[&id]).await? {
+            let pos: i64 = row.try_get(0)?;
+            let message: String = row.try_get(1)?;
+            rows.push((pos, serde_json::from_str::<TaskMessage>(&message)?));
+        }
+        rows.sort_by_key(|(pos, _)| *pos);
+        let pending: Vec<TaskMessage> = rows.into_iter().map(|(_, t)| t).collect();
+        let mut ids = Vec::with_capacity(pending.len());
+        let mut results = Vec::with_capacity(pending.len());
+        for t in &pending {
+            ids.push(t.task_id);
+            results.push(serde_json::to_string(&super::cancelled_result(t, now_ms))?);
+        }
+        let store = tx
+            .prepare_cached(
+                "UPDATE tasks SET result = u.result FROM UNNEST($1::uuid[], $2::text[]) AS u(id, result)
+                 WHERE tasks.id = u.id AND tasks.result IS NULL",
+            )
+            .await?;
+        tx.execute(&store, &[&ids, &results]).await?;
+        let finish = tx
+            .prepare_cached(
+                "UPDATE jobs SET n_done = n_tasks, finished_ms = $2, cancelled_ms = $2 WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&finish, &[&id, &(now_ms as i64)]).await?;
+        tx.commit().await?;
+        Ok(Some((job, pending)))
+    }
+
+    pub(super) async fn retry_task(&self, task_id: Uuid) -> Result<Retry, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // A task's job never changes, so it is read before the locks (job row first, then the task).
+        let find = tx
+            .prepare_cached("SELECT job_id FROM tasks WHERE id = $1")
+            .await?;
+        let Some(row) = tx.query_opt(&find, &[&task_id]).await? else {
+            tx.rollback().await?;
+            return Ok(Retry::UnknownTask);
+        };
+        let job_id: Uuid = row.try_get(0)?;
+        let lock_job = tx
+            .prepare_cached("SELECT cancelled_ms FROM jobs WHERE id = $1 FOR UPDATE")
+            .await?;
+        let cancelled: Option<i64> = tx.query_one(&lock_job, &[&job_id]).await?.try_get(0)?;
+        if cancelled.is_some() {
+            tx.rollback().await?;
+            return Ok(Retry::JobCancelled);
+        }
+        let lock_task = tx
+            .prepare_cached("SELECT message, result FROM tasks WHERE id = $1 FOR UPDATE")
+            .await?;
+        let row = tx.query_one(&lock_task, &[&task_id]).await?;
+        let message: String = row.try_get(0)?;
+        let result: Option<String> = row.try_get(1)?;
+        let result: Option<TaskResult> = result.map(|s| serde_json::from_str(&s)).transpose()?;
+        let refusal = match result {
+            None => Some(Retry::NotFailed("pending")),
+            Some(r) if !is_failure(&r) => Some(Retry::NotFailed("succeeded")),
+            Some(_) => None,
+        };
+        if let Some(refusal) = refusal {
+            tx.rollback().await?;
+            return Ok(refusal);
+        }
+        let reset = tx
+            .prepare_cached(
+                "UPDATE tasks SET result = NULL, published = FALSE, attempts = attempts + 1 WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&reset, &[&task_id]).await?;
+        let reopen = tx
+            .prepare_cached("UPDATE jobs SET n_done = n_done - 1, finished_ms = NULL WHERE id = $1")
+            .await?;
+        tx.execute(&reopen, &[&job_id]).await?;
+        tx.commit().await?;
+        Ok(Retry::Requeued(serde_json::from_str(&message)?))
+    }
+
+    /// Mark one batch of tasks published, in one statement (rows locked in id order).
+    pub(super) async fn mark_published(&self, mut batch: Vec<Uuid>) -> Result<(), StoreError> {
+        batch.sort_unstable();
+        batch.dedup();
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE tasks SET published = TRUE WHERE id IN
+                 (SELECT id FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE)",
+            )
+            .await?;
+        client.execute(&stmt, &[&batch]).await?;
+        Ok(())
+    }
+
+    pub(super) async fn task_message(&self, id: Uuid) -> Result<Option<TaskMessage>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT message FROM tasks WHERE id = $1")
+            .await?;
+        let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
+            return Ok(None);
+        };
+        let message: String = row.try_get(0)?;
+        Ok(Some(serde_json::from_str(&message)?))
+    }
+
+    pub(super) async fn unpublished_tasks(
+        &self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskMessage>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT message FROM tasks WHERE NOT published AND result IS NULL AND created_ms < $1 LIMIT $2",
+            )
+            .await?;
+        let rows = client
+            .query(&stmt, &[&(before_ms as i64), &(limit as i64)])
+            .await?;
+        messages(&rows)
+    }
+
+    pub(super) async fn record_results(
+        &self,
+        results: Vec<TaskResult>,
+        now_ms: u64,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let ids: Vec<Uuid> = results
+            .iter()
+            .map(|r| r.task_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // Locks in the one order: the jobs (by id), then the tasks (by id). A task's job never
+        // changes, so it is read before.
+        let find = tx
+            .prepare_cached("SELECT id, job_id FROM tasks WHERE id = ANY($1)")
+            .await?;
+        let mut job_of = HashMap::new();
+        for row in tx.query(&find, &[&ids]).await? {
+            job_of.insert(row.try_get::<_, Uuid>(0)?, row.try_get::<_, Uuid>(1)?);
+        }
+        let jobs: Vec<Uuid> = job_of
+            .values()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let lock_jobs = tx
+            .prepare_cached("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .await?;
+        tx.query(&lock_jobs, &[&jobs]).await?;
+        let lock_tasks = tx
+            .prepare_cached("SELECT id, result IS NULL FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .await?;
+        let mut pending = HashMap::new();
+        for row in tx.query(&lock_tasks, &[&ids]).await? {
+            pending.insert(row.try_get::<_, Uuid>(0)?, row.try_get::<_, bool>(1)?);
+        }
+
+        // In the order of `results`: the first copy for a task without a result is new, the rest are
+        // duplicates; every copy of a known task is counted.
+        let mut out = Vec::with_capacity(results.len());
+        let mut deliveries: HashMap<Uuid, i64> = HashMap::new();
+        let (mut new_ids, mut new_results) = (Vec::new(), Vec::new());
+        let mut new_per_job: HashMap<Uuid, i64> = HashMap::new();
+        // The index in `out` of each job's last new result: it is the one that can finish the job.
+        let mut last_new: HashMap<Uuid, usize> = HashMap::new();
+        for result in &results {
+            let id = result.task_id;
+            let (Some(job_id), Some(open)) = (job_of.get(&id), pending.get_mut(&id)) else {
+                out.push(Recorded::UnknownTask);
+                continue;
+            };
+            *deliveries.entry(id).or_default() += 1;
+            if *open {
+                *open = false;
+                new_ids.push(id);
+                new_results.push(serde_json::to_string(result)?);
+                *new_per_job.entry(*job_id).or_default() += 1;
+                last_new.insert(*job_id, out.len());
+                out.push(Recorded::New { job_finished: false });
+            } else {
+                out.push(Recorded::Duplicate);
+            }
+        }
+        let (count_ids, counts): (Vec<Uuid>, Vec<i64>) = deliveries.into_iter().unzip();
+        let count = tx
+            .prepare_cached(
+                "UPDATE tasks SET result_deliveries = result_deliveries + u.n
+                 FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, n) WHERE tasks.id = u.id",
+            )
+            .await?;
+        tx.execute(&count, &[&count_ids, &counts]).await?;
+        if !new_ids.is_empty() {
+            let store = tx
+                .prepare_cached(
+                    "UPDATE tasks SET result = u.result, published = TRUE
+                     FROM UNNEST($1::uuid[], $2::text[]) AS u(id, result)
+                     WHERE tasks.id = u.id AND tasks.result IS NULL",
+                )
+                .await?;
+            tx.execute(&store, &[&new_ids, &new_results]).await?;
+            let (done_jobs, done): (Vec<Uuid>, Vec<i64>) = new_per_job.into_iter().unzip();
+            let count_done = tx
+                .prepare_cached(
+                    "UPDATE jobs SET n_done = n_done + u.n
+                     FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, n) WHERE jobs.id = u.id",
+                )
+                .await?;
+            tx.execute(&count_done, &[&done_jobs, &done]).await?;
+            let finish = tx
+                .prepare_cached(
+                    "UPDATE jobs SET finished_ms = $2
+                     WHERE id = ANY($1) AND n_done = n_tasks AND finished_ms IS NULL RETURNING id",
+                )
+                .await?;
+            for row in tx.query(&finish, &[&done_jobs, &(now_ms as i64)]).await? {
+                let job_id: Uuid = row.try_get(0)?;
+                if let Some(&i) = last_new.get(&job_id) {
+                    out[i] = Recorded::New { job_finished: true };
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(super) async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = snapshot(&mut client).await?;
+        let Some(job) = job_record(&tx, id).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let stmt = tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND result IS NOT NULL
+                 AND (result::json -> 'outcome' ->> 'status') = 'failed'",
+            )
+            .await?;
+        let failed: i64 = tx.query_one(&stmt, &[&id]).await?.try_get(0)?;
+        tx.commit().await?;
+        Ok(Some((job, to_u32(failed)?)))
+    }
+
+    pub(super) async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = snapshot(&mut client).await?;
+        let Some(job) = job_record(&tx, id).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let stmt = tx
+            .prepare_cached(
+                "SELECT id, method, result, result_deliveries, attempts, (message::json ->> 'level')::bigint
+                 FROM tasks WHERE job_id = $1 ORDER BY pos",
+            )
+            .await?;
+        let rows = tx.query(&stmt, &[&id]).await?;
+        tx.commit().await?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in rows {
+            let result: Option<String> = row.try_get(2)?;
+            tasks.push(TaskRecord {
+                id: row.try_get(0)?,
+                method: row.try_get(1)?,
+                result: result.map(|s| serde_json::from_str(&s)).transpose()?,
+                result_deliveries: to_u32(row.try_get(3)?)?,
+                attempts: to_u32(row.try_get(4)?)?,
+                level: row.try_get::<_, Option<i64>>(5)?.map(to_u32).transpose()?,
+            });
+        }
+        Ok(Some((job, tasks)))
+    }
+
+    pub(super) async fn list_jobs(
+        &self,
+        filter: JobFilter,
+    ) -> Result<(Vec<JobRecord>, Option<i64>), StoreError> {
+        let mut sql = format!("SELECT {JOB_COLUMNS}, seq FROM jobs WHERE 1=1");
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut arg = |sql: &mut String, condition: &str, value: Box<dyn ToSql + Sync + Send>| {
+            args.push(value);
+            sql.push_str(&format!(" AND {condition} ${}", args.len()));
+        };
+        if let Some(before) = filter.before_seq {
+            arg(&mut sql, "seq <", Box::new(before));
+        }
+        if let Some(problem) = filter.problem {
+            arg(&mut sql, "problem =", Box::new(problem));
+        }
+        if let Some(since) = filter.since_ms {
+            arg(&mut sql, "created_ms >=", Box::new(since as i64));
+        }
+        if let Some(until) = filter.until_ms {
+            arg(&mut sql, "created_ms <", Box::new(until as i64));
+        }
+        sql.push_str(super::status_condition(filter.status));
+        args.push(Box::new((filter.limit + 1) as i64));
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        let rows = client.query(&stmt, &params).await?;
+        let jobs = rows
+            .iter()
+            .map(|r| Ok((job_row(r)?, r.try_get::<_, i64>(9)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(super::page(jobs, filter.limit))
+    }
+
+    pub(super) async fn results_for_problem(
+        &self,
+        problem: String,
+        tolerance: f64,
+    ) -> Result<Vec<TaskResult>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT t.result FROM tasks t JOIN jobs j ON t.job_id = j.id
+                 WHERE j.problem = $1 AND j.tolerance = $2 AND j.finished_ms IS NOT NULL AND t.result IS NOT NULL
+                 ORDER BY j.seq, t.pos",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&problem, &tolerance]).await?;
+        messages(&rows)
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+}
+
+/// A read-only transaction over one snapshot.
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
+/// What an idempotency key seen before means for a request.
+async fn seen_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &str,
+    request: &str,
+) -> Result<Option<Inserted>, StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT i.job_id, i.request, j.n_tasks FROM idempotency i JOIN jobs j ON j.id = i.job_id
+             WHERE i.key = $1",
+        )
+        .await?;
+    let Some(row) = tx.query_opt(&stmt, &[&key]).await? else {
+        return Ok(None);
+    };
+    let id: Uuid = row.try_get(0)?;
+    let seen_request: String = row.try_get(1)?;
+    let tasks = to_u32(row.try_get(2)?)?;
+    Ok(Some(if seen_request == request {
+        Inserted::Existing { id, tasks }
+    } else {
+        Inserted::Conflict(id)
+    }))
+}
+
+/// The record of job `id`, if there is one.
+async fn job_record(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: Uuid,
+) -> Result<Option<JobRecord>, StoreError> {
+    let stmt = tx
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+        .await?;
+    tx.query_opt(&stmt, &[&id])
+        .await?
+        .map(|row| job_row(&row))
+        .transpose()
+}
+
+fn job_row(r: &Row) -> Result<JobRecord, StoreError> {
+    Ok(JobRecord {
+        id: r.try_get(0)?,
+        problem: r.try_get(1)?,
+        tolerance: r.try_get(2)?,
+        repeats: to_u32(r.try_get(3)?)?,
+        created_ms: r.try_get::<_, i64>(4)? as u64,
+        finished_ms: r.try_get::<_, Option<i64>>(5)?.map(|v| v as u64),
+        n_tasks: to_u32(r.try_get(6)?)?,
+        n_done: to_u32(r.try_get(7)?)?,
+        cancelled_ms: r.try_get::<_, Option<i64>>(8)?.map(|v| v as u64),
+    })
+}
+
+/// Decode the JSON documents in column 0 of `rows`.
+fn messages<T: serde::de::DeserializeOwned>(rows: &[Row]) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|r| Ok(serde_json::from_str(r.try_get::<_, &str>(0)?)?))
+        .collect()
+}
+
+fn to_u32(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Invalid(format!("{v} is not a u32")))
+}

@@ -1,0 +1,528 @@
+//! The store's tests, written once and run against both backends: SQLite in memory (or a file) and
+//! PostgreSQL in a fresh schema per test (`BENCHOP_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). Without PostgreSQL the tests fail, saying how to start
+//! it; they never skip.
+
+use super::*;
+use protocol::{FailureKind, ProblemRef, SCHEMA_VERSION};
+
+fn task(job_id: Uuid, method: &str) -> TaskMessage {
+    TaskMessage {
+        schema_version: SCHEMA_VERSION,
+        task_id: Uuid::new_v4(),
+        job_id,
+        problem: ProblemRef::Catalogue("1aI".into()),
+        method: method.into(),
+        tolerance: 1e-4,
+        repeats: 3,
+        level: None,
+        time_limit_ms: 1000,
+        probe: None,
+    }
+}
+
+fn failed(t: &TaskMessage) -> TaskResult {
+    TaskResult {
+        schema_version: SCHEMA_VERSION,
+        task_id: t.task_id,
+        job_id: t.job_id,
+        method: t.method.clone(),
+        worker: "w".into(),
+        started_ms: 1,
+        finished_ms: 2,
+        outcome: Outcome::Failed {
+            kind: FailureKind::Numerical,
+            reason: "x".into(),
+        },
+    }
+}
+
+fn new_job(id: Uuid, n_tasks: u32) -> JobRecord {
+    JobRecord {
+        id,
+        problem: "1aI".into(),
+        tolerance: 1e-4,
+        repeats: 3,
+        created_ms: 10,
+        finished_ms: None,
+        n_tasks,
+        n_done: 0,
+        cancelled_ms: None,
+    }
+}
+
+/// A fresh PostgreSQL schema for one test; [`PgSchema::drop`] removes it (best effort: a failed test
+/// leaves its schema behind, named `baas_test_…`).
+pub(super) struct PgSchema {
+    admin: tokio_postgres::Client,
+    name: String,
+    /// The URL whose connections use the schema.
+    pub(super) url: String,
+}
+
+impl PgSchema {
+    pub(super) async fn create() -> Self {
+        let base = std::env::var("BENCHOP_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let (admin, connection) = match tokio_postgres::connect(&base, tokio_postgres::NoTls).await {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "PostgreSQL is not reachable at {base} ({e}). Start it with \
+                 `pg_ctlcluster --skip-systemctl-redirect 15 main start`, or point BENCHOP_TEST_POSTGRES \
+                 at a server (trust auth, a database you may create schemas in)."
+            ),
+        };
+        tokio::spawn(connection);
+        let name = format!("baas_test_{}", Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        Self { admin, name, url }
+    }
+
+    pub(super) async fn drop(self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await;
+    }
+}
+
+/// A store of each backend under test.
+struct Backends {
+    stores: Vec<(&'static str, Store)>,
+    schema: PgSchema,
+}
+
+impl Backends {
+    async fn new() -> Self {
+        let schema = PgSchema::create().await;
+        let pg = Store::connect(&schema.url).await.unwrap();
+        assert_eq!(pg.kind(), BackendKind::Postgres);
+        let sqlite = Store::open(None).unwrap();
+        assert_eq!(sqlite.kind(), BackendKind::Sqlite);
+        Self {
+            stores: vec![("sqlite", sqlite), ("postgres", pg)],
+            schema,
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.stores);
+        self.schema.drop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publication_marks_share_transactions_and_none_is_lost() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let job_id = Uuid::new_v4();
+        let tasks: Vec<TaskMessage> = (0..200).map(|_| task(job_id, "cos")).collect();
+        store
+            .insert_job(new_job(job_id, 200), tasks.clone())
+            .await
+            .unwrap();
+        let marks = tasks.iter().map(|t| {
+            let (store, id) = (store.clone(), t.task_id);
+            tokio::spawn(async move { store.mark_published(vec![id]).await })
+        });
+        for m in marks.collect::<Vec<_>>() {
+            m.await.unwrap().unwrap();
+        }
+        // Every caller has returned, so the last writer has emptied the queue: all are marked.
+        assert_eq!(
+            store.unpublished_tasks(u64::MAX / 2, 1000).await.unwrap(),
+            vec![],
+            "{name}"
+        );
+        let pending = store.pending_marks.lock().unwrap();
+        assert!(pending.ids.is_empty() && !pending.flushing, "{name}");
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let job_id = Uuid::new_v4();
+        let tasks = vec![task(job_id, "cos"), task(job_id, "fd")];
+        let job = new_job(job_id, 2);
+        store.insert_job(job, tasks.clone()).await.unwrap();
+        assert_eq!(store.unpublished_tasks(11, 10).await.unwrap().len(), 2, "{name}");
+        store.mark_published(vec![tasks[0].task_id]).await.unwrap();
+        assert_eq!(
+            store.unpublished_tasks(11, 10).await.unwrap(),
+            vec![tasks[1].clone()],
+            "{name}"
+        );
+
+        let first = failed(&tasks[0]);
+        assert_eq!(
+            store.record_result(first.clone(), 20).await.unwrap(),
+            Recorded::New { job_finished: false },
+            "{name}"
+        );
+        assert_eq!(
+            store.record_result(first, 21).await.unwrap(),
+            Recorded::Duplicate,
+            "{name}"
+        );
+        assert_eq!(
+            store.record_result(failed(&tasks[1]), 22).await.unwrap(),
+            Recorded::New { job_finished: true },
+            "{name}"
+        );
+        let stray = failed(&task(job_id, "mc"));
+        assert_eq!(
+            store.record_result(stray, 23).await.unwrap(),
+            Recorded::UnknownTask,
+            "{name}"
+        );
+
+        let (job, records) = store.job(job_id).await.unwrap().unwrap();
+        assert_eq!((job.n_done, job.finished_ms), (2, Some(22)), "{name}");
+        assert_eq!(
+            records.iter().map(|r| r.result_deliveries).collect::<Vec<_>>(),
+            vec![2, 1],
+            "{name}"
+        );
+        assert!(
+            store.unpublished_tasks(100, 10).await.unwrap().is_empty(),
+            "{name}: a task with a result is never republished"
+        );
+        let (summary, n_failed) = store.job_summary(job_id).await.unwrap().unwrap();
+        assert_eq!((summary, n_failed), (job, 2), "{name}");
+        assert_eq!(
+            store.results_for_problem("1aI".into(), 1e-4).await.unwrap().len(),
+            2,
+            "{name}"
+        );
+        store.ping().await.unwrap();
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn a_batch_records_in_order_duplicates_included() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let ta = vec![task(a, "cos"), task(a, "fd")];
+        let tb = vec![task(b, "cos")];
+        store.insert_job(new_job(a, 2), ta.clone()).await.unwrap();
+        store.insert_job(new_job(b, 1), tb.clone()).await.unwrap();
+        let batch = vec![
+            failed(&ta[1]),
+            failed(&tb[0]),
+            failed(&ta[1]),
+            failed(&task(a, "mc")),
+            failed(&ta[0]),
+        ];
+        assert_eq!(
+            store.record_results(batch, 30).await.unwrap(),
+            vec![
+                Recorded::New { job_finished: false },
+                Recorded::New { job_finished: true },
+                Recorded::Duplicate,
+                Recorded::UnknownTask,
+                Recorded::New { job_finished: true },
+            ],
+            "{name}"
+        );
+        let (job, records) = store.job(a).await.unwrap().unwrap();
+        assert_eq!((job.n_done, job.finished_ms), (2, Some(30)), "{name}");
+        assert_eq!(
+            records.iter().map(|r| r.result_deliveries).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{name}"
+        );
+        assert_eq!(store.record_results(Vec::new(), 31).await.unwrap(), vec![]);
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_first_job_or_a_conflict() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let key = || Some(("k".to_owned(), "request-1".to_owned()));
+        let first = Uuid::new_v4();
+        assert_eq!(
+            store
+                .insert_job_once(new_job(first, 1), vec![task(first, "cos")], key())
+                .await
+                .unwrap(),
+            Inserted::New,
+            "{name}"
+        );
+        let again = Uuid::new_v4();
+        assert_eq!(
+            store
+                .insert_job_once(new_job(again, 1), vec![task(again, "cos")], key())
+                .await
+                .unwrap(),
+            Inserted::Existing { id: first, tasks: 1 },
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .insert_job_once(
+                    new_job(again, 1),
+                    vec![task(again, "cos")],
+                    Some(("k".into(), "request-2".into()))
+                )
+                .await
+                .unwrap(),
+            Inserted::Conflict(first),
+            "{name}"
+        );
+        assert!(store.job(again).await.unwrap().is_none(), "{name}");
+    }
+    backends.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_with_one_idempotency_key_make_one_job() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let inserts = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = Uuid::new_v4();
+                let tasks = vec![task(id, "cos"), task(id, "fd")];
+                let key = Some(("same-key".to_owned(), "same-request".to_owned()));
+                (id, store.insert_job_once(new_job(id, 2), tasks, key).await)
+            })
+        });
+        let mut outcomes = Vec::new();
+        for insert in inserts.collect::<Vec<_>>() {
+            let (id, outcome) = insert.await.unwrap();
+            outcomes.push((id, outcome.unwrap()));
+        }
+        let created: Vec<Uuid> = outcomes
+            .iter()
+            .filter(|(_, o)| *o == Inserted::New)
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(created.len(), 1, "{name}: {outcomes:?}");
+        for (_, outcome) in &outcomes {
+            assert!(
+                *outcome == Inserted::New
+                    || *outcome
+                        == Inserted::Existing {
+                            id: created[0],
+                            tasks: 2
+                        },
+                "{name}: {outcome:?}"
+            );
+        }
+        let filter = JobFilter {
+            limit: 100,
+            ..JobFilter::default()
+        };
+        let (jobs, _) = store.list_jobs(filter).await.unwrap();
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), created, "{name}");
+        assert_eq!(store.unpublished_tasks(u64::MAX / 2, 100).await.unwrap().len(), 2);
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn cancel_retry_and_listing_agree() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let mut ids = Vec::new();
+        let mut tasks = Vec::new();
+        for i in 0..5u64 {
+            let id = Uuid::new_v4();
+            let mut job = new_job(id, 2);
+            job.created_ms = 100 + i;
+            let t = vec![task(id, "cos"), task(id, "fd")];
+            store.insert_job(job, t.clone()).await.unwrap();
+            ids.push(id);
+            tasks.push(t);
+        }
+        // Job 0 completes, job 1 runs, job 2 is cancelled, 3 and 4 are queued.
+        store.record_result(failed(&tasks[0][0]), 200).await.unwrap();
+        store.record_result(failed(&tasks[0][1]), 201).await.unwrap();
+        store.record_result(failed(&tasks[1][0]), 202).await.unwrap();
+        let (before, revoked) = store.cancel_job(ids[2], 300).await.unwrap().unwrap();
+        assert_eq!(before.status(), JobStatus::Queued, "{name}");
+        assert_eq!(revoked, tasks[2], "{name}");
+        let (again, none) = store.cancel_job(ids[2], 301).await.unwrap().unwrap();
+        assert_eq!((again.cancelled_ms, none.len()), (Some(300), 0), "{name}");
+        assert!(store.cancel_job(Uuid::new_v4(), 1).await.unwrap().is_none());
+        let (cancelled, records) = store.job(ids[2]).await.unwrap().unwrap();
+        assert_eq!(
+            (cancelled.status(), cancelled.n_done, cancelled.finished_ms),
+            (JobStatus::Cancelled, 2, Some(300)),
+            "{name}"
+        );
+        assert!(records.iter().all(|r| r.result.as_ref().is_some_and(is_failure)));
+
+        let list = |status: Option<JobStatus>, before_seq: Option<i64>, limit: usize| {
+            let store = store.clone();
+            async move {
+                let filter = JobFilter {
+                    status,
+                    before_seq,
+                    limit,
+                    ..JobFilter::default()
+                };
+                let (jobs, next) = store.list_jobs(filter).await.unwrap();
+                (jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(), next)
+            }
+        };
+        assert_eq!(list(Some(JobStatus::Completed), None, 10).await.0, vec![ids[0]]);
+        assert_eq!(list(Some(JobStatus::Running), None, 10).await.0, vec![ids[1]]);
+        assert_eq!(list(Some(JobStatus::Cancelled), None, 10).await.0, vec![ids[2]]);
+        assert_eq!(
+            list(Some(JobStatus::Queued), None, 10).await.0,
+            vec![ids[4], ids[3]]
+        );
+        // Newest first, two per page, the cursor leading to the next.
+        let (page1, next) = list(None, None, 2).await;
+        assert_eq!(page1, vec![ids[4], ids[3]], "{name}");
+        let (page2, next) = list(None, next, 2).await;
+        assert_eq!(page2, vec![ids[2], ids[1]], "{name}");
+        let (page3, next) = list(None, next, 2).await;
+        assert_eq!((page3, next), (vec![ids[0]], None), "{name}");
+        let filter = JobFilter {
+            problem: Some("1aI".into()),
+            since_ms: Some(101),
+            until_ms: Some(103),
+            limit: 10,
+            ..JobFilter::default()
+        };
+        let (jobs, _) = store.list_jobs(filter).await.unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![ids[2], ids[1]],
+            "{name}"
+        );
+
+        // Retries: only failed tasks of jobs not cancelled.
+        assert_eq!(
+            store.retry_task(tasks[2][0].task_id).await.unwrap(),
+            Retry::JobCancelled,
+            "{name}"
+        );
+        assert_eq!(
+            store.retry_task(tasks[1][1].task_id).await.unwrap(),
+            Retry::NotFailed("pending"),
+            "{name}"
+        );
+        assert_eq!(
+            store.retry_task(Uuid::new_v4()).await.unwrap(),
+            Retry::UnknownTask,
+            "{name}"
+        );
+        assert_eq!(
+            store.retry_task(tasks[0][1].task_id).await.unwrap(),
+            Retry::Requeued(tasks[0][1].clone()),
+            "{name}"
+        );
+        let (job, records) = store.job(ids[0]).await.unwrap().unwrap();
+        assert_eq!((job.n_done, job.finished_ms), (1, None), "{name}");
+        assert_eq!(
+            records.iter().map(|r| r.attempts).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{name}"
+        );
+        assert_eq!(
+            store.unpublished_tasks(u64::MAX / 2, 100).await.unwrap().len(),
+            1 + 1 + 2 + 2,
+            "{name}: the retried task, job 1's pending one, jobs 3 and 4"
+        );
+        assert_eq!(
+            store.task_message(tasks[3][0].task_id).await.unwrap(),
+            Some(tasks[3][0].clone()),
+            "{name}"
+        );
+        assert_eq!(store.task_message(Uuid::new_v4()).await.unwrap(), None);
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn ladder_levels_are_read_back() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let id = Uuid::new_v4();
+        let mut t = task(id, "fd");
+        t.level = Some(3);
+        store
+            .insert_job(new_job(id, 2), vec![t, task(id, "cos")])
+            .await
+            .unwrap();
+        let (_, records) = store.job(id).await.unwrap().unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.level).collect::<Vec<_>>(),
+            vec![Some(3), None],
+            "{name}"
+        );
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_migrations_are_idempotent_on_reconnect() {
+    let schema = PgSchema::create().await;
+    let store = Store::connect(&schema.url).await.unwrap();
+    let id = Uuid::new_v4();
+    store
+        .insert_job(new_job(id, 1), vec![task(id, "cos")])
+        .await
+        .unwrap();
+    drop(store);
+    // Two replicas starting at once: the advisory lock makes them take turns.
+    let (a, b) = tokio::join!(Store::connect(&schema.url), Store::connect(&schema.url));
+    let (a, _b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.job(id).await.unwrap().unwrap().0.n_tasks, 1);
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn database_urls_pick_the_backend() {
+    let memory = Store::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(memory.kind(), BackendKind::Sqlite);
+    let dir = std::env::temp_dir().join(format!("baas-store-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("baas.db");
+    let by_url = Store::connect(&format!("sqlite:{}", file.display()))
+        .await
+        .unwrap();
+    assert_eq!(by_url.kind(), BackendKind::Sqlite);
+    drop(by_url);
+    let by_path = Store::connect(&file.display().to_string()).await.unwrap();
+    assert_eq!(by_path.kind(), BackendKind::Sqlite);
+    drop(by_path);
+    for bad in ["mysql://root:secret@localhost/db", "redis://x", ""] {
+        match Store::connect(bad).await {
+            Err(e @ StoreError::UnsupportedUrl(_)) => {
+                assert!(!e.to_string().contains("secret"), "{e}");
+                assert!(e.to_string().contains("postgres://"), "{e}");
+            }
+            Err(e) => panic!("{bad}: {e}"),
+            Ok(_) => panic!("{bad} was accepted"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

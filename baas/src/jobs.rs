@@ -25,6 +25,14 @@ use crate::error::AppError;
 use crate::ranking;
 use crate::store::{Inserted, JobRecord, Recorded, Retry, StoreError, TaskRecord};
 
+/// The `job_id` of an update that concerns every job: waiters re-read theirs (sent after the update
+/// listener reconnects, when updates may have been missed).
+pub const EVERY_JOB: Uuid = Uuid::nil();
+
+/// How often a waiter (`?wait`, the event stream) re-reads its job without an update: the net under
+/// best-effort notifications from other replicas.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
 /// Progress of a job, broadcast whenever a new result is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobUpdate {
@@ -191,10 +199,12 @@ pub async fn cancel(state: &AppState, id: Uuid) -> Result<JobView, AppError> {
                 terminated: false,
             });
         }
-        let _ = state.updates.send(JobUpdate {
-            job_id: id,
-            finished: true,
-        });
+        state
+            .announce(&[JobUpdate {
+                job_id: id,
+                finished: true,
+            }])
+            .await;
         state.events.emit(EventKind::JobFinished { job_id: id });
         tracing::info!(job = %id, revoked = revoked.len(), "job cancelled");
     }
@@ -220,10 +230,12 @@ pub async fn retry(state: &AppState, task_id: Uuid) -> Result<TaskMessage, AppEr
                 job_id: task.job_id,
                 attempt: None,
             });
-            let _ = state.updates.send(JobUpdate {
-                job_id: task.job_id,
-                finished: false,
-            });
+            state
+                .announce(&[JobUpdate {
+                    job_id: task.job_id,
+                    finished: false,
+                }])
+                .await;
             Ok(task)
         }
         Retry::UnknownTask => Err(AppError::NotFound {
@@ -451,10 +463,12 @@ pub async fn ingest(state: &AppState, result: TaskResult) -> Result<Recorded, St
     state.metrics.results.with_label_values(&[label]).inc();
     match recorded {
         Recorded::New { job_finished } => {
-            let _ = state.updates.send(JobUpdate {
-                job_id,
-                finished: job_finished,
-            });
+            state
+                .announce(&[JobUpdate {
+                    job_id,
+                    finished: job_finished,
+                }])
+                .await;
             if job_finished {
                 state.events.emit(EventKind::JobFinished { job_id });
                 tracing::info!(job = %job_id, "job completed");
@@ -491,8 +505,8 @@ pub async fn ingest_batch(state: &AppState, results: Vec<TaskResult>) -> Result<
             Recorded::UnknownTask => tracing::warn!(task = %task_id, "result for an unknown task ignored"),
         }
     }
-    for u in updates {
-        let _ = state.updates.send(u);
+    if !updates.is_empty() {
+        state.announce(&updates).await;
     }
     Ok(recorded)
 }
@@ -522,7 +536,7 @@ pub async fn wait_finished(state: &AppState, id: Uuid) -> Result<JobView, AppErr
         // Re-check on any update or every second (an update may be missed between the view and subscribe).
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while let Ok(u) = updates.recv().await {
-                if u.job_id == id {
+                if u.job_id == id || u.job_id == EVERY_JOB {
                     break;
                 }
             }
@@ -846,7 +860,8 @@ pub async fn republish(state: AppState, token: CancellationToken) {
         }
         // Leave fresh tasks to their submitting request, which is publishing them right now.
         let before = now_ms().saturating_sub(5_000);
-        match state.store.unpublished_tasks(before, 1000).await {
+        // A claim: a task another replica claimed within its lease is not published here too.
+        match state.store.claim_unpublished(before, now_ms(), 1000).await {
             Ok(tasks) if !tasks.is_empty() => match state.publisher.publish(&tasks).await {
                 Ok(()) => {
                     state.metrics.tasks_published.inc_by(tasks.len() as u64);

@@ -97,8 +97,11 @@ pub struct AppState {
     pub publisher: Arc<dyn TaskPublisher>,
     /// Where lifecycle events go.
     pub events: Arc<dyn EventSink>,
-    /// Progress of every job, for waiters and streams.
+    /// Progress of every job, for waiters and streams: this process's own updates, and (on PostgreSQL)
+    /// those of the other replicas, heard by [`listen_updates`].
     pub updates: broadcast::Sender<JobUpdate>,
+    /// This process's id among the replicas sharing a store (tags its announced updates).
+    pub origin: uuid::Uuid,
     /// Per-task time limit.
     pub task_time_limit: Duration,
     /// Per-job limits.
@@ -120,6 +123,7 @@ impl AppState {
             publisher,
             events,
             updates,
+            origin: uuid::Uuid::new_v4(),
             task_time_limit: Duration::from_millis(protocol::api::DEFAULT_TIME_LIMIT_MS),
             limits: Limits::default(),
             auth: Arc::new(auth::Tokens::default()),
@@ -127,6 +131,44 @@ impl AppState {
             metrics: metrics::Metrics::new(),
         }
     }
+}
+
+impl AppState {
+    /// Announce job updates to this process's waiters and streams and to the other replicas on the
+    /// store. Best-effort like every notification: a waiter also re-reads the job on its own timer.
+    pub async fn announce(&self, updates: &[JobUpdate]) {
+        for u in updates {
+            let _ = self.updates.send(*u);
+        }
+        let pairs: Vec<(uuid::Uuid, bool)> = updates.iter().map(|u| (u.job_id, u.finished)).collect();
+        if let Err(e) = self.store.notify_updates(self.origin, &pairs).await {
+            tracing::warn!(error = %e, "job updates not announced to the other replicas");
+        }
+    }
+}
+
+/// Forward the other replicas' job updates into `state.updates` until `token` is cancelled (PostgreSQL;
+/// returns at once on SQLite, whose store has one process). After the listener (re)connects, every
+/// waiter is woken to re-read its job, since updates announced meanwhile are not replayed.
+pub async fn listen_updates(state: AppState, token: CancellationToken) {
+    let updates = state.updates.clone();
+    let resync = state.updates.clone();
+    state
+        .store
+        .listen_updates(
+            state.origin,
+            move |job_id, finished| {
+                let _ = updates.send(JobUpdate { job_id, finished });
+            },
+            move || {
+                let _ = resync.send(JobUpdate {
+                    job_id: jobs::EVERY_JOB,
+                    finished: false,
+                });
+            },
+            token,
+        )
+        .await;
 }
 
 /// Errors that stop the service.
@@ -181,6 +223,7 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
         token.clone(),
     ));
     tracker.spawn(jobs::republish(state.clone(), token.clone()));
+    tracker.spawn(listen_updates(state.clone(), token.clone()));
     tracker.spawn(jobs::consume_dead_letters(
         state.clone(),
         config.amqp_url.clone(),

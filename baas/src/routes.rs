@@ -415,10 +415,12 @@ async fn job(
         if view.status.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
         }
-        // Wake on this job's next result, or at the deadline.
-        let _ = tokio::time::timeout_at(deadline, async {
+        // Wake on this job's next update, or at the deadline; re-read every few seconds regardless, in
+        // case an update from another replica was lost.
+        let wake = deadline.min(tokio::time::Instant::now() + jobs::RECHECK);
+        let _ = tokio::time::timeout_at(wake, async {
             while let Ok(u) = updates.recv().await {
-                if u.job_id == id {
+                if u.job_id == id || u.job_id == jobs::EVERY_JOB {
                     break;
                 }
             }
@@ -480,31 +482,34 @@ async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Re
         }
     };
     let stream = futures_util::stream::unfold(
-        (state, updates, Some(first), false),
-        move |(state, mut updates, pending, done)| async move {
+        (state, updates, Some(first), false, None),
+        move |(state, mut updates, pending, done, last)| async move {
             if done {
                 return None;
             }
             let view = match pending {
                 Some(v) => v,
                 None => loop {
-                    match updates.recv().await {
-                        Ok(u) if u.job_id != id => {}
-                        // A lagged receiver re-reads the job: nothing is lost, only coalesced.
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            match jobs::view(&state, id).await {
-                                Ok(Some(v)) => break v,
-                                _ => return None,
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    // Re-read every few seconds even without an update (one from another replica may
+                    // be lost); send only when the progress changed.
+                    match tokio::time::timeout(jobs::RECHECK, updates.recv()).await {
+                        Ok(Ok(u)) if u.job_id != id && u.job_id != jobs::EVERY_JOB => continue,
+                        Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                        // An update, a lagged receiver (nothing is lost, only coalesced) or the timer.
+                        _ => {}
+                    }
+                    match jobs::view(&state, id).await {
+                        Ok(Some(v)) if Some((v.progress, v.status)) != last => break v,
+                        Ok(Some(_)) => {}
+                        _ => return None,
                     }
                 },
             };
             let finished = view.status.is_final();
+            let last = Some((view.progress, view.status));
             Some((
                 Ok::<_, std::convert::Infallible>(event(&view)),
-                (state, updates, None, finished),
+                (state, updates, None, finished, last),
             ))
         },
     );

@@ -9,6 +9,7 @@ mod faults;
 mod jobs_api;
 mod loadtest;
 mod monitor;
+mod replicas;
 mod resilience;
 mod scale_out;
 mod schemathesis;

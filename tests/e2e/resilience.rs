@@ -41,7 +41,7 @@ fn worker(name: &str, amqp_url: &str, extra: &[&str]) -> Proc {
 
 /// Every task has exactly one recorded result and the counters agree. Returns how many tasks had
 /// their result delivered more than once (counted, ignored).
-fn check_every_task_once(job: &Value) -> usize {
+pub(crate) fn check_every_task_once(job: &Value) -> usize {
     assert!(
         job["status"] == "completed" || job["status"] == "cancelled",
         "{}",

@@ -222,6 +222,22 @@ pub struct Store {
     pending_marks: Arc<Mutex<PendingMarks>>,
 }
 
+/// How long a task claimed by [`Store::claim_unpublished`] stays claimed.
+pub const REPUBLISH_LEASE_MS: u64 = 30_000;
+
+/// `origin:job:finished` as [`Store::notify_updates`] writes it.
+fn parse_update(payload: &str) -> Option<(Uuid, Uuid, bool)> {
+    let mut parts = payload.split(':');
+    let origin = parts.next()?.parse().ok()?;
+    let job = parts.next()?.parse().ok()?;
+    let finished = match parts.next()? {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    parts.next().is_none().then_some((origin, job, finished))
+}
+
 /// Finished jobs kept by [`Store::job`] (the oldest are dropped first).
 pub const FINISHED_CACHE_JOBS: usize = 1024;
 /// Jobs with more tasks than this are never cached (their clone would cost more than the read).
@@ -415,6 +431,60 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<TaskMessage>, StoreError> {
         on_backend!(&self.backend, b => b.unpublished_tasks(before_ms, limit).await)
+    }
+
+    /// Claim tasks for the republisher: unconfirmed, without a result, created before `before_ms`, and
+    /// not claimed in the last [`REPUBLISH_LEASE_MS`]. A claimed task is not returned again (to this or
+    /// any replica) until its lease has run out, so replicas never publish the same task twice at once.
+    /// (Claims touch no finished job, so they leave the finished-job cache alone.)
+    pub async fn claim_unpublished(
+        &self,
+        before_ms: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskMessage>, StoreError> {
+        on_backend!(&self.backend, b => b.claim_unpublished(before_ms, now_ms, REPUBLISH_LEASE_MS, limit).await)
+    }
+
+    /// Announce job updates `(job, finished)` to the other baas processes on this store (PostgreSQL:
+    /// `NOTIFY` on the schema's channel, tagged with `origin` so a process can skip its own). On SQLite
+    /// there are no other processes: nothing to do.
+    pub async fn notify_updates(&self, origin: Uuid, updates: &[(Uuid, bool)]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(b) => {
+                let payloads = updates
+                    .iter()
+                    .map(|(job, finished)| format!("{origin}:{job}:{}", u8::from(*finished)))
+                    .collect();
+                b.notify(payloads).await
+            }
+        }
+    }
+
+    /// Hear the updates other processes announce with [`Store::notify_updates`] (not those tagged with
+    /// `origin`) until `token` is cancelled: `update(job, finished)` for each, and `resync()` after every
+    /// (re)connection of the listener (updates announced while it was away are not replayed). Returns at
+    /// once on SQLite.
+    pub async fn listen_updates(
+        &self,
+        origin: Uuid,
+        update: impl Fn(Uuid, bool) + Send,
+        resync: impl FnMut() + Send,
+        token: tokio_util::sync::CancellationToken,
+    ) {
+        let Backend::Postgres(b) = &self.backend else {
+            return;
+        };
+        let forward = move |payload: &str| {
+            match parse_update(payload) {
+                Some((from, _, _)) if from == origin => {}
+                Some((_, job, finished)) => update(job, finished),
+                None => tracing::warn!(payload, "unreadable job update ignored"),
+            }
+            true
+        };
+        b.listen(forward, resync, token).await;
     }
 
     /// Record a result exactly once per task; later copies are counted and ignored.

@@ -26,9 +26,10 @@ use super::{
 const POOL_SIZE: usize = 16;
 
 /// The schema, version by version; each runs once, in the transaction that records it.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE jobs (
     id           UUID PRIMARY KEY,
     seq          BIGINT GENERATED ALWAYS AS IDENTITY,
@@ -64,7 +65,13 @@ CREATE TABLE idempotency (
     created_ms BIGINT NOT NULL
 );
 ",
-}];
+    },
+    // The republisher's lease: a task one replica claimed is not claimed again (by any) before this time.
+    Migration {
+        version: 2,
+        sql: "ALTER TABLE tasks ADD COLUMN republish_after_ms BIGINT NOT NULL DEFAULT 0;",
+    },
+];
 
 const JOB_COLUMNS: &str =
     "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms";
@@ -73,6 +80,10 @@ const JOB_COLUMNS: &str =
 #[derive(Clone)]
 pub(super) struct PgStore {
     pool: Pool,
+    /// For the dedicated `LISTEN` connection of [`PgStore::listen`].
+    config: std::sync::Arc<tokio_postgres::Config>,
+    /// The channel of this schema's job updates (channels are per database, schemas share them).
+    channel: std::sync::Arc<str>,
 }
 
 impl PgStore {
@@ -83,7 +94,7 @@ impl PgStore {
             config.connect_timeout(Duration::from_secs(10));
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -95,7 +106,18 @@ impl PgStore {
             .create_timeout(Some(Duration::from_secs(15)))
             .wait_timeout(Some(Duration::from_secs(30)))
             .build()?;
-        let store = Self { pool };
+        let schema: Option<String> = pool
+            .get()
+            .await?
+            .query_one("SELECT current_schema()", &[])
+            .await?
+            .try_get(0)?;
+        let channel = format!("benchop_jobs.{}", schema.unwrap_or_default()).into();
+        let store = Self {
+            pool,
+            config: std::sync::Arc::new(config),
+            channel,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -364,6 +386,114 @@ impl PgStore {
             .query(&stmt, &[&(before_ms as i64), &(limit as i64)])
             .await?;
         messages(&rows)
+    }
+
+    pub(super) async fn claim_unpublished(
+        &self,
+        before_ms: u64,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskMessage>, StoreError> {
+        let client = self.pool.get().await?;
+        // SKIP LOCKED: a replica claiming at the same moment takes other rows, never the same ones.
+        let stmt = client
+            .prepare_cached(
+                "UPDATE tasks SET republish_after_ms = $3 WHERE id IN (
+                     SELECT id FROM tasks WHERE NOT published AND result IS NULL AND created_ms < $1
+                     AND republish_after_ms <= $2 ORDER BY created_ms LIMIT $4 FOR UPDATE SKIP LOCKED)
+                 RETURNING message",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &(before_ms as i64),
+                    &(now_ms as i64),
+                    &(now_ms.saturating_add(lease_ms) as i64),
+                    &(limit as i64),
+                ],
+            )
+            .await?;
+        messages(&rows)
+    }
+
+    /// Tell every replica listening on this schema's channel (this one's too) about `payloads`.
+    pub(super) async fn notify(&self, payloads: Vec<String>) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+            .await?;
+        client.execute(&stmt, &[&&*self.channel, &payloads]).await?;
+        Ok(())
+    }
+
+    /// Forward every notification on this schema's channel to `forward` until it returns false or
+    /// `token` is cancelled, on a connection of its own, reconnecting after a failure; `resync` runs
+    /// after every (re)connection, since notifications sent while no connection listened are lost.
+    pub(super) async fn listen(
+        &self,
+        mut forward: impl FnMut(&str) -> bool + Send,
+        mut resync: impl FnMut() + Send,
+        token: tokio_util::sync::CancellationToken,
+    ) {
+        use futures_util::StreamExt as _;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let session = async {
+                let (client, mut connection) = self.config.connect(NoTls).await?;
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let pump = tokio::spawn(async move {
+                    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if tx.send(n.payload().to_owned()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                });
+                let listen = format!("LISTEN \"{}\"", self.channel.replace('"', "\"\""));
+                client.batch_execute(&listen).await?;
+                resync();
+                backoff = Duration::from_millis(200);
+                loop {
+                    tokio::select! {
+                        () = token.cancelled() => return Ok::<bool, StoreError>(true),
+                        payload = rx.recv() => match payload {
+                            Some(p) => {
+                                if !forward(&p) {
+                                    return Ok(true);
+                                }
+                            }
+                            // The connection ended: its error, if any, is the pump's.
+                            None => {
+                                return match pump.await {
+                                    Ok(Err(e)) => Err(e.into()),
+                                    _ => Ok(false),
+                                };
+                            }
+                        },
+                    }
+                }
+            };
+            match session.await {
+                Ok(true) => return,
+                Ok(false) => tracing::warn!("job update listener: connection closed; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, "job update listener failed; reconnecting"),
+            }
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
     }
 
     pub(super) async fn record_results(

@@ -37,9 +37,10 @@ PRAGMA foreign_keys = ON;
 /// EXISTS`, so a store created by those releases (tables present, no `schema_migrations`) is recognised
 /// as version 1 when it is first opened; [`legacy_columns`] adds the columns the very first release
 /// lacked.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE IF NOT EXISTS jobs (
     id          TEXT PRIMARY KEY,
     seq         INTEGER NOT NULL,
@@ -74,7 +75,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_ms INTEGER NOT NULL
 );
 ",
-}];
+    },
+    // The republisher's lease: a task it claimed is not claimed again before this time.
+    Migration {
+        version: 2,
+        sql: "ALTER TABLE tasks ADD COLUMN republish_after_ms INTEGER NOT NULL DEFAULT 0;",
+    },
+];
 
 /// The SQLite backend. Cheap to clone.
 #[derive(Clone)]
@@ -336,6 +343,38 @@ impl SqliteStore {
                 "SELECT message FROM tasks WHERE published = 0 AND result IS NULL AND created_ms < ?1 LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![before_ms as i64, limit as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn claim_unpublished(
+        &self,
+        before_ms: u64,
+        now_ms: u64,
+        lease_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<TaskMessage>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE tasks SET republish_after_ms = ?3 WHERE id IN (
+                     SELECT id FROM tasks WHERE published = 0 AND result IS NULL AND created_ms < ?1
+                     AND republish_after_ms <= ?2 ORDER BY created_ms LIMIT ?4)
+                 RETURNING message",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    before_ms as i64,
+                    now_ms as i64,
+                    now_ms.saturating_add(lease_ms) as i64,
+                    limit as i64
+                ],
+                |r| r.get::<_, String>(0),
+            )?;
             let mut out = Vec::new();
             for row in rows {
                 out.push(serde_json::from_str(&row?)?);
@@ -722,7 +761,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(store.job(id).await.unwrap().unwrap().0.n_tasks, 1);
         }
-        assert_eq!(versions(&path), vec![1]);
+        assert_eq!(versions(&path), vec![1, 2]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -780,7 +819,7 @@ mod tests {
                 .unwrap();
             }
             let store = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1], "first release: {first_release}");
+            assert_eq!(versions(&path), vec![1, 2], "first release: {first_release}");
             let (job, records) = store.job(job_id).await.unwrap().unwrap();
             assert_eq!((job.n_tasks, job.cancelled_ms), (1, None));
             assert_eq!((records[0].id, records[0].attempts), (task_id, 1));
@@ -812,7 +851,7 @@ mod tests {
             assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next, job_id]);
             drop(store);
             let _reopened = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1]);
+            assert_eq!(versions(&path), vec![1, 2]);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -831,7 +870,7 @@ mod tests {
         drop(c);
         assert!(matches!(
             Store::open(Some(&path)),
-            Err(StoreError::SchemaTooNew { found: 99, known: 1 })
+            Err(StoreError::SchemaTooNew { found: 99, known: 2 })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

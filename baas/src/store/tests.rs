@@ -4,6 +4,8 @@
 //! it; they never skip.
 
 use super::*;
+use std::time::Duration;
+
 use protocol::{FailureKind, ProblemRef, SCHEMA_VERSION};
 
 fn task(job_id: Uuid, method: &str) -> TaskMessage {
@@ -495,7 +497,7 @@ async fn postgres_migrations_are_idempotent_on_reconnect() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     schema.drop().await;
 }
 
@@ -525,4 +527,124 @@ async fn database_urls_pick_the_backend() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republish_claims_hold_a_lease_and_concurrent_claims_never_share_a_task() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let job_id = Uuid::new_v4();
+        let tasks: Vec<TaskMessage> = (0..300).map(|_| task(job_id, "cos")).collect();
+        store
+            .insert_job(new_job(job_id, 300), tasks.clone())
+            .await
+            .unwrap();
+        // Two claimers at once (two replicas' republishers): together they take every task once.
+        let (a, b) = tokio::join!(
+            store.claim_unpublished(11, 1_000, 200),
+            store.claim_unpublished(11, 1_000, 200)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut claimed: Vec<Uuid> = a.iter().chain(&b).map(|t| t.task_id).collect();
+        claimed.sort();
+        let mut all: Vec<Uuid> = tasks.iter().map(|t| t.task_id).collect();
+        all.sort();
+        assert_eq!(claimed, all, "{name}: {} + {} claimed", a.len(), b.len());
+        // Within the lease nothing is claimed again; after it, what is still unconfirmed is.
+        assert!(
+            store
+                .claim_unpublished(11, 1_000 + REPUBLISH_LEASE_MS - 1, 500)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        store
+            .mark_published(tasks[..299].iter().map(|t| t.task_id).collect())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .claim_unpublished(11, 1_000 + REPUBLISH_LEASE_MS, 500)
+                .await
+                .unwrap(),
+            vec![tasks[299].clone()],
+            "{name}"
+        );
+    }
+    backends.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_updates_reach_the_other_replicas_on_postgres_and_skip_their_origin() {
+    let schema = PgSchema::create().await;
+    let (a, b) = (
+        Store::connect(&schema.url).await.unwrap(),
+        Store::connect(&schema.url).await.unwrap(),
+    );
+    let (origin_a, origin_b) = (Uuid::new_v4(), Uuid::new_v4());
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let (resync_tx, mut resynced) = tokio::sync::mpsc::unbounded_channel();
+    let token = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::spawn({
+        let (b, token) = (b.clone(), token.clone());
+        async move {
+            b.listen_updates(
+                origin_b,
+                move |job, finished| {
+                    let _ = heard_tx.send((job, finished));
+                },
+                move || {
+                    let _ = resync_tx.send(());
+                },
+                token,
+            )
+            .await;
+        }
+    });
+    let wait = Duration::from_secs(10);
+    tokio::time::timeout(wait, resynced.recv())
+        .await
+        .expect("the listener connects and resyncs")
+        .unwrap();
+    let (j1, j2) = (Uuid::new_v4(), Uuid::new_v4());
+    // B's own announcement is not echoed back to it; A's are, in order.
+    b.notify_updates(origin_b, &[(j1, false)]).await.unwrap();
+    a.notify_updates(origin_a, &[(j1, false), (j2, true)])
+        .await
+        .unwrap();
+    for expected in [(j1, false), (j2, true)] {
+        let got = tokio::time::timeout(wait, heard.recv()).await.unwrap().unwrap();
+        assert_eq!(got, expected);
+    }
+    // Another schema's replicas use another channel.
+    let other = PgSchema::create().await;
+    let c = Store::connect(&other.url).await.unwrap();
+    c.notify_updates(origin_a, &[(Uuid::new_v4(), true)])
+        .await
+        .unwrap();
+    a.notify_updates(origin_a, &[(j1, true)]).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(wait, heard.recv()).await.unwrap().unwrap(),
+        (j1, true)
+    );
+    token.cancel();
+    tokio::time::timeout(wait, listener).await.unwrap().unwrap();
+    // SQLite has one process per store: announcing is a no-op and listening returns at once.
+    let sqlite = Store::open(None).unwrap();
+    sqlite.notify_updates(origin_a, &[(j1, true)]).await.unwrap();
+    tokio::time::timeout(
+        wait,
+        sqlite.listen_updates(
+            origin_a,
+            |_, _| {},
+            || {},
+            tokio_util::sync::CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("returns at once");
+    drop((a, b, c));
+    schema.drop().await;
+    other.drop().await;
 }

@@ -85,9 +85,31 @@ pub struct Args {
     /// Directory of the `baas` and `worker` binaries (default: next to this executable).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+    /// The job store of the baas it starts: SQLite in a scratch directory, or PostgreSQL in a scratch
+    /// schema of `--postgres-url` (dropped afterwards).
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
+    /// With `--store postgres`: the database (trust auth or a password in the URL) the scratch schema is
+    /// created in, with `psql`.
+    #[arg(
+        long,
+        env = "BENCHOP_TEST_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub postgres_url: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which job store `benchop loadtest` gives the baas it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded SQLite file (the default store).
+    Sqlite,
+    /// PostgreSQL (`BAAS_DATABASE_URL`).
+    Postgres,
 }
 
 /// Latency percentiles, in milliseconds.
@@ -216,6 +238,8 @@ pub struct HttpReport {
 /// Everything `benchop loadtest` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The job store of the baas under test (`None`: attached to a running one).
+    pub store: Option<StoreKind>,
     /// Worker processes.
     pub workers: usize,
     /// Concurrency (prefetch) of each.
@@ -322,6 +346,7 @@ async fn measure_on(args: &Args, system: &System, load_before: Option<f64>) -> a
         Vec::new()
     };
     Ok(Report {
+        store: system.baas.is_some().then_some(args.store),
         workers: system.workers.len().max(args.workers),
         concurrency: args.concurrency,
         load_before,
@@ -352,6 +377,10 @@ struct System {
     workers: Vec<Child>,
     vhost: Option<String>,
     data_dir: Option<PathBuf>,
+    /// The store baas was started on, as [`baas::Store::connect`] takes it.
+    store_url: Option<String>,
+    /// A scratch PostgreSQL schema: (database URL, schema), dropped by [`System::stop`].
+    pg_schema: Option<(String, String)>,
 }
 
 impl System {
@@ -363,6 +392,8 @@ impl System {
             workers: Vec::new(),
             vhost: None,
             data_dir: None,
+            store_url: None,
+            pg_schema: None,
         }
     }
 
@@ -391,6 +422,8 @@ impl System {
             workers: Vec::new(),
             vhost: Some(vhost.clone()),
             data_dir: None,
+            store_url: None,
+            pg_schema: None,
         };
         // From here on, `stop` cleans up whatever was started, also on error.
         match system.spawn(args, &bin_dir, &vhost).await {
@@ -411,16 +444,28 @@ impl System {
         let addr = format!("127.0.0.1:{port}");
         self.server = format!("http://{addr}");
         let max_tasks = args.tasks.max(100_000).to_string();
-        self.baas = Some(spawn(
-            &bin_dir.join("baas"),
-            &[],
-            &[
-                ("BAAS_ADDR", addr.as_str()),
-                ("AMQP_URL", self.amqp_url.as_str()),
-                ("BENCHOP_DATA_DIR", &data_dir.display().to_string()),
-                ("BAAS_MAX_TASKS_PER_JOB", &max_tasks),
-            ],
-        )?);
+        let data = data_dir.display().to_string();
+        let mut env = vec![
+            ("BAAS_ADDR", addr.as_str()),
+            ("AMQP_URL", self.amqp_url.as_str()),
+            ("BENCHOP_DATA_DIR", data.as_str()),
+            ("BAAS_MAX_TASKS_PER_JOB", max_tasks.as_str()),
+        ];
+        let store_url = match args.store {
+            StoreKind::Sqlite => data_dir.join("baas.db").display().to_string(),
+            StoreKind::Postgres => {
+                let schema = vhost.replace('-', "_");
+                psql(&args.postgres_url, &format!("CREATE SCHEMA {schema}"))?;
+                self.pg_schema = Some((args.postgres_url.clone(), schema.clone()));
+                let sep = if args.postgres_url.contains('?') { '&' } else { '?' };
+                format!("{}{sep}options=-csearch_path%3D{schema}", args.postgres_url)
+            }
+        };
+        if args.store == StoreKind::Postgres {
+            env.push(("BAAS_DATABASE_URL", store_url.as_str()));
+        }
+        self.baas = Some(spawn(&bin_dir.join("baas"), &[], &env)?);
+        self.store_url = Some(store_url);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -493,7 +538,25 @@ impl System {
         if let Some(d) = self.data_dir.take() {
             let _ = std::fs::remove_dir_all(d);
         }
+        if let Some((url, schema)) = self.pg_schema.take() {
+            let _ = psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
+        }
     }
+}
+
+/// Run one SQL statement with `psql` (the scratch schema of `--store postgres`).
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let out = Command::new("psql")
+        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .context("cannot run psql (install postgresql-client)")?;
+    if !out.status.success() {
+        bail!(
+            "psql {url}: {} (is PostgreSQL running?)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 fn spawn(program: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Child> {
@@ -909,8 +972,8 @@ async fn throughput(
         cpu_ms_per_task: self_cpu * 1e3 / tasks,
         peak_rss_mib: peak_rss_mib(None),
     });
-    let worker_drain_per_s = match &system.data_dir {
-        Some(dir) => drain_rate(dir, &id).await,
+    let worker_drain_per_s = match &system.store_url {
+        Some(url) => drain_rate(url, &id).await,
         None => None,
     };
     Ok(ThroughputReport {
@@ -933,8 +996,8 @@ async fn throughput(
 
 /// Tasks per second between the first task started and the last finished, from the results in baas's
 /// store (read directly: the HTTP view does not carry per-task timestamps).
-async fn drain_rate(data_dir: &Path, id: &str) -> Option<f64> {
-    let store = baas::Store::open(Some(&data_dir.join("baas.db"))).ok()?;
+async fn drain_rate(store_url: &str, id: &str) -> Option<f64> {
+    let store = baas::Store::connect(store_url).await.ok()?;
     let (_, tasks) = store.job(id.parse().ok()?).await.ok()??;
     let results: Vec<_> = tasks.iter().filter_map(|t| t.result.as_ref()).collect();
     let first = results.iter().map(|r| r.started_ms).min()?;
@@ -1163,8 +1226,17 @@ pub fn table(r: &Report) -> String {
     let load = r
         .load_before
         .map_or_else(String::new, |l| format!(", load average before: {l:.2}"));
+    let store = r.store.map_or_else(String::new, |s| {
+        format!(
+            ", job store: {}",
+            match s {
+                StoreKind::Sqlite => "SQLite",
+                StoreKind::Postgres => "PostgreSQL",
+            }
+        )
+    });
     format!(
-        "{table}\n{} worker(s) × concurrency {}{load}",
+        "{table}\n{} worker(s) × concurrency {}{store}{load}",
         r.workers, r.concurrency
     )
 }

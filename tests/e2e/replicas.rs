@@ -2,60 +2,12 @@
 //! `?wait`, the event stream), results are consumed by both idempotently, and when one replica is
 //! SIGKILLed mid-job the other finishes it with every task recorded exactly once.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::resilience::check_every_task_once;
-use crate::support::{self, Baas, Proc, Vhost};
-
-/// A fresh schema in the machine's PostgreSQL (`BENCHOP_TEST_POSTGRES`, default
-/// `postgres://postgres@127.0.0.1:5432/test`), dropped at the end; baas's connections use it through
-/// the URL's `search_path` option.
-struct Schema {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    fn create() -> Self {
-        let base = std::env::var("BENCHOP_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let name = format!("baas_e2e_{}", uuid::Uuid::new_v4().simple());
-        psql(&base, &format!("CREATE SCHEMA {name}"));
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
-        Self { base, name, url }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.base,
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA {} CASCADE", self.name),
-            ])
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run psql ({e}): install postgresql-client"));
-    assert!(
-        out.status.success(),
-        "psql {url} -c {sql:?}: {} (is PostgreSQL running? \
-         `pg_ctlcluster --skip-systemctl-redirect 15 main start`)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::{self, Baas, PgSchema, Proc, Vhost};
 
 fn worker(name: &str, amqp_url: &str) -> Proc {
     Proc::spawn(
@@ -94,7 +46,7 @@ async fn follow(http: reqwest::Client, url: String) -> Vec<String> {
 async fn two_replicas_serve_one_store_and_the_survivor_finishes_a_job_after_a_sigkill() {
     const TASKS: u64 = 400;
     let vhost = Vhost::new("replicas");
-    let schema = Schema::create();
+    let schema = PgSchema::create();
     let env = [("BAAS_DATABASE_URL", schema.url.clone())];
     let mut a = Baas::start_with(&vhost.url(), &env).await;
     let b = Baas::start_with(&vhost.url(), &env).await;

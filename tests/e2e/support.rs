@@ -207,8 +207,68 @@ pub async fn expect(request: reqwest::RequestBuilder, status: u16) -> Value {
 
 /// A `baas` process on a free loopback port with a data directory of its own (deleted on drop), already
 /// answering `/healthz`.
+/// A fresh schema in the machine's PostgreSQL (`BENCHOP_TEST_POSTGRES`, default
+/// `postgres://postgres@127.0.0.1:5432/test`), dropped on drop; baas's connections use it through the
+/// URL's `search_path` option.
+pub struct PgSchema {
+    base: String,
+    name: String,
+    /// `BAAS_DATABASE_URL` for the schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn create() -> Self {
+        let base = std::env::var("BENCHOP_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("baas_e2e_{}", uuid::Uuid::new_v4().simple());
+        psql(&base, &format!("CREATE SCHEMA {name}"));
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        Self { base, name, url }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.base,
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA {} CASCADE", self.name),
+            ])
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql ({e}): install postgresql-client"));
+    assert!(
+        out.status.success(),
+        "psql {url} -c {sql:?}: {} (is PostgreSQL running? \
+         `pg_ctlcluster --skip-systemctl-redirect 15 main start`)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Which job store the end-to-end tests give baas: `BENCHOP_E2E_STORE=postgres` runs every baas of the
+/// suite on a PostgreSQL schema of its own (scripts/test runs the suite both ways); SQLite otherwise.
+fn e2e_on_postgres() -> bool {
+    match std::env::var("BENCHOP_E2E_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("BENCHOP_E2E_STORE is `{other}`: use `sqlite` or `postgres`"),
+    }
+}
+
 pub struct Baas {
     proc_: Option<Proc>,
+    /// The PostgreSQL schema of a suite run with `BENCHOP_E2E_STORE=postgres` (kept across restarts).
+    schema: Option<PgSchema>,
     pub base: String,
     addr: String,
     data: PathBuf,
@@ -225,8 +285,10 @@ impl Baas {
     pub async fn start_with(amqp_url: &str, extra_env: &[(&str, String)]) -> Self {
         let port = free_port();
         let data = std::env::temp_dir().join(format!("benchop-baas-{}", uuid::Uuid::new_v4().simple()));
+        let own_store = extra_env.iter().any(|(k, _)| *k == "BAAS_DATABASE_URL");
         let mut baas = Self {
             proc_: None,
+            schema: (e2e_on_postgres() && !own_store).then(PgSchema::create),
             base: format!("http://127.0.0.1:{port}"),
             addr: format!("127.0.0.1:{port}"),
             data,
@@ -246,6 +308,9 @@ impl Baas {
             ("BAAS_ADDR", self.addr.clone()),
             ("BENCHOP_DATA_DIR", self.data.display().to_string()),
         ];
+        if let Some(schema) = &self.schema {
+            env.push(("BAAS_DATABASE_URL", schema.url.clone()));
+        }
         env.extend(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let mut proc_ = Proc::spawn("baas", "baas", &[], &env);
         wait_healthy(
@@ -324,6 +389,7 @@ impl Drop for Baas {
     fn drop(&mut self) {
         self.proc_ = None; // kill before deleting its store
         let _ = std::fs::remove_dir_all(&self.data);
+        self.schema = None;
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use benchop::{Cancel, MethodId, catalogue, tune};
 use protocol::api::TimeStats;
 
-use crate::table::{Col, Layout, ratio, render};
+use crate::table::{Col, Layout, ratio, render, wrap};
 
 /// Options of `benchop bench`.
 pub struct Options {
@@ -439,12 +439,12 @@ pub fn table(rows: &[Row], layout: Layout) -> String {
     if with_ql {
         out += "\n✗ QuantLib's engine missed the tolerance within its budget.";
     }
-    out += &precision_note(rows);
+    out += &precision_note(rows, layout, with_ql);
     out
 }
 
 /// Under the table: the time-to-precision figures behind the ᵖ ratios of stochastic methods.
-fn precision_note(rows: &[Row]) -> String {
+fn precision_note(rows: &[Row], layout: Layout, with_ql: bool) -> String {
     let lines: Vec<String> = rows
         .iter()
         .filter(|r| {
@@ -497,20 +497,39 @@ fn precision_note(rows: &[Row]) -> String {
                 },
                 None => String::from("no QuantLib engine of this class"),
             };
-            format!("  {} {}: {ours}; {theirs}\n", r.case, r.method)
+            wrap(
+                &format!("{} {}: {ours}; {theirs}", r.case, r.method),
+                layout,
+                "  ",
+                "    ",
+            )
         })
         .collect();
     if lines.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "\nᵖ stochastic methods: `faster` compares the one-thread times to precision, i.e. to reach \
-         2·se ≤ tolerance·|reference| at every point, extrapolated from the most accurate affordable run \
-         as F + (T − F)·(s/tol)² (F: the part of the time independent of the sample count, from the run \
-         one level below; s: max 2·se/|ref|; T itself when s ≤ tol), identically for QuantLib's MC engines \
-         (scripts/quantlib_bench.py), at the same time steps; only where both agree with the reference \
-         within 4 se.\n",
-    );
+    let mut out = String::from("\n");
+    if with_ql {
+        out += &wrap(
+            "ᵖ stochastic methods: `faster` compares the one-thread times to precision, i.e. to reach \
+             2·se ≤ tolerance·|reference| at every point, extrapolated from the most accurate affordable run \
+             as F + (T − F)·(s/tol)² (F: the part of the time independent of the sample count, from the run \
+             one level below; s: max 2·se/|ref|; T itself when s ≤ tol), identically for QuantLib's MC engines \
+             (scripts/quantlib_bench.py), at the same time steps; only where both agree with the reference \
+             within 4 se.",
+            layout,
+            "",
+            "",
+        );
+    } else {
+        out += &wrap(
+            "Stochastic methods, time to precision (2·se ≤ tolerance·|reference| at every point, \
+             extrapolated from the most accurate affordable run):",
+            layout,
+            "",
+            "",
+        );
+    }
     for l in lines {
         out += &l;
     }

@@ -94,6 +94,20 @@ pub fn render(t: &Table) -> String {
         .join("\n")
 }
 
+/// A paragraph under a table, wrapped to the layout's width (first line after `first`, the others after
+/// `rest`), newline-terminated; piped (no width), one line.
+pub fn wrap(text: &str, layout: Layout, first: &str, rest: &str) -> String {
+    let Some(width) = layout.width else {
+        return format!("{first}{text}\n");
+    };
+    let options = textwrap::Options::new(usize::from(width).max(20))
+        .initial_indent(first)
+        .subsequent_indent(rest);
+    let mut out = textwrap::fill(text, options);
+    out.push('\n');
+    out
+}
+
 /// A duration in the unit that gives it three or four significant digits.
 pub fn seconds(s: f64) -> String {
     if s >= 1.0 {

@@ -628,54 +628,9 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{failed, new_job, task};
     use super::super::{Backend, Store};
     use super::*;
-    use protocol::{FailureKind, Outcome, ProblemRef, SCHEMA_VERSION};
-
-    fn task(job_id: Uuid, method: &str) -> TaskMessage {
-        TaskMessage {
-            schema_version: SCHEMA_VERSION,
-            task_id: Uuid::new_v4(),
-            job_id,
-            problem: ProblemRef::Catalogue("1aI".into()),
-            method: method.into(),
-            tolerance: 1e-4,
-            repeats: 3,
-            level: None,
-            time_limit_ms: 1000,
-            probe: None,
-        }
-    }
-
-    fn failed(t: &TaskMessage) -> TaskResult {
-        TaskResult {
-            schema_version: SCHEMA_VERSION,
-            task_id: t.task_id,
-            job_id: t.job_id,
-            method: t.method.clone(),
-            worker: "w".into(),
-            started_ms: 1,
-            finished_ms: 2,
-            outcome: Outcome::Failed {
-                kind: FailureKind::Numerical,
-                reason: "x".into(),
-            },
-        }
-    }
-
-    fn new_job(id: Uuid, n_tasks: u32) -> JobRecord {
-        JobRecord {
-            id,
-            problem: "1aI".into(),
-            tolerance: 1e-4,
-            repeats: 3,
-            created_ms: 10,
-            finished_ms: None,
-            n_tasks,
-            n_done: 0,
-            cancelled_ms: None,
-        }
-    }
 
     fn temp_dir() -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("baas-store-{}", Uuid::new_v4()));

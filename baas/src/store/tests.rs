@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use protocol::{FailureKind, ProblemRef, SCHEMA_VERSION};
 
-fn task(job_id: Uuid, method: &str) -> TaskMessage {
+pub(super) fn task(job_id: Uuid, method: &str) -> TaskMessage {
     TaskMessage {
         schema_version: SCHEMA_VERSION,
         task_id: Uuid::new_v4(),
@@ -23,7 +23,7 @@ fn task(job_id: Uuid, method: &str) -> TaskMessage {
     }
 }
 
-fn failed(t: &TaskMessage) -> TaskResult {
+pub(super) fn failed(t: &TaskMessage) -> TaskResult {
     TaskResult {
         schema_version: SCHEMA_VERSION,
         task_id: t.task_id,
@@ -39,7 +39,7 @@ fn failed(t: &TaskMessage) -> TaskResult {
     }
 }
 
-fn new_job(id: Uuid, n_tasks: u32) -> JobRecord {
+pub(super) fn new_job(id: Uuid, n_tasks: u32) -> JobRecord {
     JobRecord {
         id,
         problem: "1aI".into(),

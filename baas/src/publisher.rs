@@ -37,11 +37,46 @@ pub trait TaskPublisher: Send + Sync + 'static {
     }
 }
 
-/// Publishes to RabbitMQ over a deadpool-lapin connection pool, one confirm channel reused across
-/// batches and re-opened after a failure.
+/// A deadpool manager of broker connections made by [`amqp::connect`]: it tries every broker of the
+/// `AMQP_URL` list in turn and verifies TLS against the URL's `cacertfile`, which deadpool-lapin's
+/// manager (one URL, default TLS settings) cannot.
+pub struct BrokerManager {
+    url: String,
+    connection_name: &'static str,
+}
+
+impl deadpool::managed::Manager for BrokerManager {
+    type Type = lapin::Connection;
+    type Error = AmqpError;
+
+    async fn create(&self) -> Result<lapin::Connection, AmqpError> {
+        // One pass over the brokers: the pool's caller retries (the republisher, the next request).
+        amqp::connect(&self.url, self.connection_name, Duration::ZERO).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut lapin::Connection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<AmqpError> {
+        if conn.status().connected() {
+            Ok(())
+        } else {
+            Err(deadpool::managed::RecycleError::message(
+                "the broker connection is closed",
+            ))
+        }
+    }
+}
+
+type BrokerPool = deadpool::managed::Pool<BrokerManager>;
+type PooledConnection = deadpool::managed::Object<BrokerManager>;
+
+/// Publishes to RabbitMQ over a pool of broker connections ([`BrokerManager`]), one confirm channel
+/// reused across batches and re-opened (on whichever broker answers) after a failure.
 pub struct AmqpPublisher {
-    pool: deadpool_lapin::Pool,
-    channel: Mutex<Option<(deadpool_lapin::Connection, lapin::Channel)>>,
+    pool: BrokerPool,
+    channel: Mutex<Option<(PooledConnection, lapin::Channel)>>,
 }
 
 impl AmqpPublisher {
@@ -52,15 +87,14 @@ impl AmqpPublisher {
         let channel = probe.create_channel().await.map_err(AmqpError::from)?;
         amqp::declare_topology(&channel).await?;
         let _ = probe.close(200, "setup done".into()).await;
-        let config = deadpool_lapin::Config {
-            url: Some(url.to_owned()),
-            ..Default::default()
+        let manager = BrokerManager {
+            url: url.to_owned(),
+            connection_name: "baas-publisher",
         };
-        let pool = config
-            .create_pool(
-                || lapin::ConnectionProperties::default().with_connection_name("baas-publisher".into()),
-                deadpool_lapin::Runtime::Tokio1,
-            )
+        let pool = BrokerPool::builder(manager)
+            .max_size(4)
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
             .map_err(|e| PublishError::Pool(e.to_string()))?;
         Ok(Self {
             pool,
@@ -108,7 +142,7 @@ impl AmqpPublisher {
     /// The confirm channel, (re)opened from the pool when it is closed.
     async fn usable_channel(
         &self,
-        guard: &mut Option<(deadpool_lapin::Connection, lapin::Channel)>,
+        guard: &mut Option<(PooledConnection, lapin::Channel)>,
     ) -> Result<lapin::Channel, PublishError> {
         if let Some((_, ch)) = guard.as_ref()
             && ch.status().connected()

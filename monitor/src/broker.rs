@@ -85,7 +85,10 @@ impl Broker {
     /// From the AMQP URL and the management API base (`None`: `http://<amqp host>:15672` with the
     /// AMQP credentials; `Some("")` or `"off"`: AMQP only).
     pub fn new(amqp_url: &str, management_url: Option<&str>) -> Self {
-        let parsed = lapin::uri::AMQPUri::from_str(amqp_url).ok();
+        // The management API of the first broker of the list (a cluster's nodes share one view).
+        let parsed = protocol::amqp::endpoints(amqp_url)
+            .ok()
+            .and_then(|eps| lapin::uri::AMQPUri::from_str(eps[0].url()).ok());
         let vhost = parsed
             .as_ref()
             .map_or_else(|| "/".to_owned(), |u| u.vhost.clone());

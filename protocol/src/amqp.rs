@@ -28,6 +28,20 @@ pub enum AmqpError {
     /// A broker operation did not complete in time (a connection that died without telling the client).
     #[error("AMQP: {0} did not complete within {1:?}; the connection is presumed dead")]
     Stalled(&'static str, Duration),
+    /// The broker URL list cannot be used as written (not retried).
+    #[error("AMQP_URL: {0}")]
+    Config(String),
+    /// The broker's TLS certificate is not trusted (not retried: waiting does not fix it).
+    #[error(
+        "the TLS certificate of the broker at {url} is not trusted ({reason}); name the CA that signed it \
+         with ?cacertfile=/path/ca.pem on the amqps:// URL, and check the host name matches the certificate"
+    )]
+    Untrusted {
+        /// The URL with the password hidden.
+        url: String,
+        /// What the TLS library said.
+        reason: String,
+    },
     /// Could not reach the broker in time.
     #[error(
         "cannot reach RabbitMQ at {url} after {waited:?}: {last}. Start it with `rabbitmq-server -detached` \
@@ -43,12 +57,19 @@ pub enum AmqpError {
     },
 }
 
-/// `amqp://user:secret@host/vhost` with the password replaced by `***`, for logs and errors.
+/// `amqp://user:secret@host/vhost` with the password replaced by `***`, for logs and errors; each URL of
+/// a comma-separated list likewise.
 ///
 /// ```
-/// assert_eq!(protocol::amqp::redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+/// use protocol::amqp::redact;
+/// assert_eq!(redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+/// assert_eq!(redact("amqp://a:b@n1/%2f,amqps://a:b@n2/%2f"), "amqp://a:***@n1/%2f,amqps://a:***@n2/%2f");
 /// ```
 pub fn redact(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -61,28 +82,162 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Connect, retrying with exponential backoff (100 ms doubling to 5 s) for at most `max_wait`.
+/// One broker of an `AMQP_URL` list: the URL the client library sees and the CA to trust for it.
+#[derive(Clone)]
+pub struct Endpoint {
+    url: String,
+    ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &redact_one(&self.url))
+            .field("custom_ca", &self.ca_pem.is_some())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// The URL without benchop's own query parameters (what lapin connects to).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the connection is TLS (`amqps://`).
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("amqps://")
+    }
+}
+
+/// Parse `AMQP_URL`: one or more broker URLs separated by commas, tried in turn on every (re)connect
+/// (the nodes of a cluster). `amqps://` URLs are verified against Mozilla's roots and, when the URL
+/// carries `?cacertfile=/path/ca.pem` (the name RabbitMQ's own URI query parameters use), against that
+/// CA; the file is read here, so a missing or empty one is reported at start.
+///
+/// ```
+/// let eps = protocol::amqp::endpoints("amqp://g:g@n1:5672/%2f, amqp://g:g@n2:5672/%2f?heartbeat=10").unwrap();
+/// assert_eq!(eps.len(), 2);
+/// assert_eq!(eps[1].url(), "amqp://g:g@n2:5672/%2f?heartbeat=10");
+/// assert!(protocol::amqp::endpoints(" , ").is_err());
+/// assert!(protocol::amqp::endpoints("amqp://n1/%2f?cacertfile=/etc/ca.pem").is_err()); // TLS needs amqps://
+/// ```
+pub fn endpoints(spec: &str) -> Result<Vec<Endpoint>, AmqpError> {
+    let mut out = Vec::new();
+    for raw in spec.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let shown = redact_one(raw);
+        if !(raw.starts_with("amqp://") || raw.starts_with("amqps://")) {
+            return Err(AmqpError::Config(format!(
+                "`{shown}` is not an amqp:// or amqps:// URL"
+            )));
+        }
+        let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+        let mut kept = Vec::new();
+        let mut ca_file = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("cacertfile", path)) => ca_file = Some(path.to_owned()),
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let ca_pem = match ca_file {
+            None => None,
+            Some(_) if !raw.starts_with("amqps://") => {
+                return Err(AmqpError::Config(format!(
+                    "`{shown}` names a cacertfile but is not amqps://; certificates are only checked over TLS"
+                )));
+            }
+            Some(path) => {
+                let pem = std::fs::read_to_string(&path)
+                    .map_err(|e| AmqpError::Config(format!("cannot read cacertfile {path}: {e}")))?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(AmqpError::Config(format!(
+                        "cacertfile {path} holds no PEM certificate"
+                    )));
+                }
+                Some(pem)
+            }
+        };
+        out.push(Endpoint { url, ca_pem });
+    }
+    if out.is_empty() {
+        return Err(AmqpError::Config("no broker URL given".to_owned()));
+    }
+    Ok(out)
+}
+
+/// How long one connection attempt to one broker may take before the next broker is tried.
+pub const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connect to one endpoint, once.
+pub async fn connect_endpoint(endpoint: &Endpoint, connection_name: &str) -> Result<Connection, AmqpError> {
+    let props = ConnectionProperties::default().with_connection_name(connection_name.into());
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: endpoint.ca_pem.clone(),
+    };
+    let builder = lapin::ConnectionBuilder::new()?
+        .with_uri_str(endpoint.url.clone())
+        .with_properties(props)
+        .with_tls_config(tls);
+    match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, builder.connect()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => {
+            let reason = e.to_string();
+            // rustls reports "invalid peer certificate: UnknownIssuer / NotValidForName / Expired …".
+            if endpoint.is_tls() && reason.contains("certificate") {
+                Err(AmqpError::Untrusted {
+                    url: redact_one(&endpoint.url),
+                    reason,
+                })
+            } else {
+                Err(e.into())
+            }
+        }
+        Err(_) => Err(AmqpError::Stalled("connecting", CONNECT_ATTEMPT_TIMEOUT)),
+    }
+}
+
+/// Connect to the first reachable broker of `url` (a comma-separated list, see [`endpoints`]), trying
+/// each in turn, then again with exponential backoff (100 ms doubling to 5 s) for at most `max_wait`.
+/// A URL that cannot be used or a broker certificate that is not trusted fails at once.
 pub async fn connect(url: &str, connection_name: &str, max_wait: Duration) -> Result<Connection, AmqpError> {
+    let endpoints = endpoints(url)?;
     let start = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-        match Connection::connect(url, props).await {
-            Ok(conn) => return Ok(conn),
-            Err(e) => {
-                let waited = start.elapsed();
-                if waited + delay > max_wait {
-                    return Err(AmqpError::Unreachable {
-                        url: redact(url),
-                        waited,
-                        last: e.to_string(),
-                    });
+        let mut last = String::new();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            match connect_endpoint(endpoint, connection_name).await {
+                Ok(conn) => {
+                    if i > 0 {
+                        tracing::info!(broker = %redact_one(endpoint.url()), "connected to a fallback broker");
+                    }
+                    return Ok(conn);
                 }
-                tracing::warn!(url = %redact(url), error = %e, retry_in = ?delay, "broker unreachable");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                Err(e @ AmqpError::Untrusted { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(broker = %redact_one(endpoint.url()), error = %e, "broker unreachable");
+                    last = e.to_string();
+                }
             }
         }
+        let waited = start.elapsed();
+        if waited + delay > max_wait {
+            return Err(AmqpError::Unreachable {
+                url: redact(url),
+                waited,
+                last,
+            });
+        }
+        tracing::warn!(url = %redact(url), error = %last, retry_in = ?delay, "broker unreachable");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -207,6 +362,9 @@ pub const MAX_EVENT_BATCH: usize = 256;
 /// How long the event publisher waits after an event for more to batch with it.
 pub const EVENT_LINGER: Duration = Duration::from_millis(1);
 
+/// How often an idle event publisher checks that its channel is still open.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
 /// An [`EventSink`](crate::EventSink) that publishes to the events exchange from a background task.
 ///
 /// Events are best-effort telemetry: persistent is not needed and no confirms are awaited. When the
@@ -279,7 +437,19 @@ async fn publish_events(
 ) -> Result<(), AmqpError> {
     loop {
         if batch.is_empty() {
-            let Some(first) = rx.recv().await else {
+            // While idle, notice a dead connection (a broker node that died) and reconnect before the
+            // next event needs it.
+            let first = loop {
+                tokio::select! {
+                    event = rx.recv() => break event,
+                    () = tokio::time::sleep(IDLE_CHECK) => {
+                        if !channel.status().connected() {
+                            return Err(AmqpError::Stalled("the idle events channel", IDLE_CHECK));
+                        }
+                    }
+                }
+            };
+            let Some(first) = first else {
                 return Ok(());
             };
             batch.push(first);

@@ -1,11 +1,14 @@
 //! A RabbitMQ node of a test's own, so the test may stop and start the broker without disturbing the
 //! other tests, which share the machine's node on 5672. It runs the same `rabbitmq-server` installation
 //! with its own node name, ports, data and log directories (deleted on drop, after the node is stopped).
+//! A node may also listen for TLS ([`BrokerNode::start_tls`]) or join others in a cluster
+//! ([`BrokerNode::join`]); the nodes share the Erlang cookie of the `rabbitmq` user that runs them all.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::certs::ServerCert;
 use crate::support::free_port;
 
 const HOW_TO_INSTALL: &str = "the broker-restart tests start a RabbitMQ node of their own with \
@@ -15,12 +18,22 @@ const HOW_TO_INSTALL: &str = "the broker-restart tests start a RabbitMQ node of 
 pub struct BrokerNode {
     node: String,
     port: u16,
+    tls_port: Option<u16>,
     dir: PathBuf,
 }
 
 impl BrokerNode {
     /// Start a node and wait until it accepts AMQP connections.
     pub async fn start(test: &str) -> Self {
+        Self::start_with(test, None).await
+    }
+
+    /// Start a node with a TLS listener too, presenting `cert` (the plain listener stays, for set-up).
+    pub async fn start_tls(test: &str, cert: &ServerCert) -> Self {
+        Self::start_with(test, Some(cert)).await
+    }
+
+    async fn start_with(test: &str, tls: Option<&ServerCert>) -> Self {
         let port = free_port();
         let dist_port = free_port();
         let node = format!("benchop-{test}-{port}@localhost");
@@ -28,11 +41,24 @@ impl BrokerNode {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("broker dir");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("enabled_plugins");
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n"),
-        )
-        .expect("rabbitmq.conf");
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n");
+        let tls_port = tls.map(|cert| {
+            let tls_port = free_port();
+            // The node reads its certificate as the rabbitmq user: copy it into the node's directory.
+            std::fs::copy(&cert.cert, dir.join("server.pem")).expect("copy server certificate");
+            std::fs::copy(&cert.key, dir.join("server-key.pem")).expect("copy server key");
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.certfile = {cert}\n\
+                 ssl_options.keyfile = {key}\n\
+                 ssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                cert = dir.join("server.pem").display(),
+                key = dir.join("server-key.pem").display(),
+            ));
+            tls_port
+        });
+        std::fs::write(dir.join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
         // The server drops root privileges to the rabbitmq user, which must own its directories.
         let _ = Command::new("chown")
             .args(["-R", "rabbitmq:rabbitmq"])
@@ -54,7 +80,12 @@ impl BrokerNode {
             status.success(),
             "rabbitmq-server -detached: {status}; {HOW_TO_INSTALL}"
         );
-        let broker = Self { node, port, dir };
+        let broker = Self {
+            node,
+            port,
+            tls_port,
+            dir,
+        };
         broker.wait_port(true, Duration::from_secs(90)).await;
         broker
     }
@@ -62,6 +93,41 @@ impl BrokerNode {
     /// AMQP URL of the node's default vhost.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// `amqps://` URL of the node's TLS listener, trusting the CA at `ca_pem`.
+    pub fn tls_url(&self, ca_pem: &std::path::Path) -> String {
+        let port = self.tls_port.expect("the node was started without TLS");
+        format!(
+            "amqps://guest:guest@127.0.0.1:{port}/%2f?cacertfile={}",
+            ca_pem.display()
+        )
+    }
+
+    /// The Erlang node name (`benchop-…@localhost`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Make this (fresh) node a member of `other`'s cluster.
+    pub async fn join(&self, other: &BrokerNode) {
+        self.ctl(&["stop_app"]);
+        self.ctl(&["join_cluster", &other.node]);
+        self.ctl(&["start_app"]);
+        self.wait_port(true, Duration::from_secs(60)).await;
+    }
+
+    /// SIGKILL the node's Erlang VM: no goodbye to clients or peers, as when a machine dies.
+    pub async fn kill(&self) {
+        let pid = self.ctl(&["eval", "os:getpid()."]);
+        let pid: i32 = pid
+            .trim()
+            .trim_matches('"')
+            .parse()
+            .unwrap_or_else(|e| panic!("pid of {}: {pid:?}: {e}", self.node));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+            .unwrap_or_else(|e| panic!("SIGKILL {} (pid {pid}): {e}", self.node));
+        self.wait_port(false, Duration::from_secs(30)).await;
     }
 
     /// Stop the broker application (connections drop, the port closes; durable queues persist).

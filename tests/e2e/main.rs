@@ -2,7 +2,9 @@
 
 mod broker_node;
 mod browser;
+mod certs;
 mod client;
+mod cluster;
 mod custom;
 mod deploy;
 mod faults;
@@ -14,6 +16,7 @@ mod resilience;
 mod scale_out;
 mod schemathesis;
 mod support;
+mod tls;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -17,7 +17,7 @@ use crate::support::{self, Baas, Proc, Vhost};
 
 /// A monitor process on a free port (AMQP only, no management API), retrying through `baas`; returns it
 /// and its `host:port`.
-fn monitor(amqp_url: &str, baas: &Baas) -> (Proc, String) {
+pub(crate) fn monitor(amqp_url: &str, baas: &Baas) -> (Proc, String) {
     let addr = format!("127.0.0.1:{}", support::free_port());
     let proc_ = Proc::spawn(
         "monitor",
@@ -33,7 +33,7 @@ fn monitor(amqp_url: &str, baas: &Baas) -> (Proc, String) {
     (proc_, addr)
 }
 
-fn worker(name: &str, amqp_url: &str, extra: &[&str]) -> Proc {
+pub(crate) fn worker(name: &str, amqp_url: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["--name", name];
     args.extend_from_slice(extra);
     Proc::spawn(name, "worker", &args, &[("AMQP_URL", amqp_url.to_owned())])
@@ -454,6 +454,12 @@ async fn cancelling_a_job_stops_its_running_task_and_revokes_the_rest() {
     );
 }
 
+/// The soak job: `tasks` quick tasks (four methods on 1aI, `tasks / 4` replicas each).
+pub(crate) fn soak_job(tasks: u64) -> Value {
+    json!({ "problem": "1aI", "methods": ["closed-form", "cos", "fd", "tree"],
+            "replicas": tasks / 4, "repeats": 3 })
+}
+
 /// Soak: one job of 5,000 tasks while workers are SIGKILLed and replaced at random and the broker is
 /// restarted once. Nothing is lost (every task has a result) and nothing is counted twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,13 +473,7 @@ async fn soak_5000_tasks_through_worker_kills_and_a_broker_restart() {
     let workers: Vec<Proc> = (0..3)
         .map(|i| worker(&format!("soak-w{i}"), &url, &["--concurrency", "4"]))
         .collect();
-    let id = baas
-        .submit(
-            &http,
-            &json!({ "problem": "1aI", "methods": ["closed-form", "cos", "fd", "tree"],
-                     "replicas": TASKS / 4, "repeats": 3 }),
-        )
-        .await;
+    let id = baas.submit(&http, &soak_job(TASKS)).await;
 
     // Chaos beside the job: every 150–500 ms a random worker is SIGKILLed (mid-task, with prefetched
     // tasks unacked) and replaced by a fresh one. A small deterministic generator: every run the same.

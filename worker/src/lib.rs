@@ -194,6 +194,8 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), AmqpErr
             Ok(()) => break,
             // The first connection fails loudly (misconfiguration); later ones are outages to ride out.
             Err(e @ AmqpError::Unreachable { .. }) if first => return Err(e),
+            // A URL that cannot work or a broker whose certificate is not trusted: retrying cannot help.
+            Err(e @ (AmqpError::Config(_) | AmqpError::Untrusted { .. })) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "broker session ended; reconnecting");
                 tokio::select! {

@@ -2,6 +2,7 @@
 # Apply broker-config/definitions.json to a running RabbitMQ and give the benchop users their passwords.
 #
 #   broker-setup.sh [--definitions FILE] [--vhost NAME] [--user-prefix P] [--secrets-dir DIR] [--node NODE]
+#                   [--cluster-nodes N]
 #
 # Passwords come from the environment (BENCHOP_BAAS_PASSWORD, BENCHOP_WORKER_PASSWORD,
 # BENCHOP_MONITOR_PASSWORD) or else from DIR/rabbitmq-{baas,worker,monitor}.password (default
@@ -11,6 +12,9 @@
 # Idempotent: the import re-applies vhost, permissions, policies, exchanges, queues and bindings; it also
 # resets the users' passwords to blank (definitions.json holds no secret), so the passwords are set again
 # right after it. Connected services are not affected; one reconnecting in that instant retries.
+#
+# --cluster-nodes N waits until N nodes of a cluster are running before importing, so the quorum queues
+# the import declares get a replica on every node.
 #
 # --vhost / --user-prefix rewrite the names in a private copy of the definitions (tests use a fresh vhost
 # and unique users). Uses only bash, sed and rabbitmqctl (runs in the official rabbitmq image too).
@@ -23,8 +27,9 @@ prefix=benchop
 secrets_dir=/etc/benchop/secrets
 node_args=()
 wait_secs=120
+cluster_nodes=1
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --definitions) definitions="$2"; shift 2 ;;
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
         --secrets-dir) secrets_dir="$2"; shift 2 ;;
         --node) node_args=(-n "$2"); shift 2 ;;
         --wait) wait_secs="$2"; shift 2 ;;
+        --cluster-nodes) cluster_nodes="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "broker-setup.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -46,6 +52,7 @@ command -v rabbitmqctl >/dev/null || die "rabbitmqctl not found (Debian/Ubuntu: 
 [ -r "$definitions" ] || die "cannot read $definitions"
 [[ "$vhost" =~ ^[A-Za-z0-9._-]+$ ]] || die "bad vhost name $vhost"
 [[ "$prefix" =~ ^[A-Za-z0-9._-]+$ ]] || die "bad user prefix $prefix"
+[[ "$cluster_nodes" =~ ^[1-9][0-9]*$ ]] || die "bad --cluster-nodes $cluster_nodes"
 
 password_for() { # role → password on stdout
     local role="$1" var file
@@ -67,6 +74,10 @@ until ctl await_startup --timeout 10 >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || die "RabbitMQ did not answer within ${wait_secs}s (rabbitmqctl ${node_args[*]} await_startup)"
     sleep 2
 done
+if [ "$cluster_nodes" -gt 1 ]; then
+    ctl await_online_nodes "$cluster_nodes" --timeout "$wait_secs" >/dev/null \
+        || die "fewer than $cluster_nodes cluster nodes are running after ${wait_secs}s (rabbitmqctl cluster_status)"
+fi
 
 # The definitions go in on stdin (no path: 3.10 rejects "-"): rabbitmqctl may run as another user (Debian's wrapper switches to
 # rabbitmq) or in another container than the file, and it sends the content to the node anyway.

@@ -34,6 +34,33 @@ impl BrokerNode {
     }
 
     async fn start_with(test: &str, tls: Option<&ServerCert>) -> Self {
+        let (broker, dist_port, conf) = Self::prepare(test, tls);
+        broker.launch(dist_port, &conf);
+        broker.wait_port(true, Duration::from_secs(90)).await;
+        broker
+    }
+
+    /// Start `n` nodes at once whose configuration also holds `extra(node names)` (e.g. peer discovery
+    /// listing them all), and wait until each accepts AMQP connections.
+    pub async fn start_many(test: &str, n: usize, extra: impl Fn(&[&str]) -> String) -> Vec<Self> {
+        let prepared: Vec<(Self, u16, String)> = (0..n)
+            .map(|i| Self::prepare(&format!("{test}{}", i + 1), None))
+            .collect();
+        let names: Vec<&str> = prepared.iter().map(|(b, _, _)| b.node.as_str()).collect();
+        let extra = extra(&names);
+        for (broker, dist_port, conf) in &prepared {
+            broker.launch(*dist_port, &format!("{conf}{extra}"));
+        }
+        let nodes: Vec<Self> = prepared.into_iter().map(|(b, _, _)| b).collect();
+        for broker in &nodes {
+            broker.wait_port(true, Duration::from_secs(120)).await;
+        }
+        nodes
+    }
+
+    /// Pick the node's name and ports, make its directory; returns the node (not started), its
+    /// distribution port and its base configuration.
+    fn prepare(test: &str, tls: Option<&ServerCert>) -> (Self, u16, String) {
         let port = free_port();
         let dist_port = free_port();
         let node = format!("benchop-{test}-{port}@localhost");
@@ -58,16 +85,28 @@ impl BrokerNode {
             ));
             tls_port
         });
+        let broker = Self {
+            node,
+            port,
+            tls_port,
+            dir,
+        };
+        (broker, dist_port, conf)
+    }
+
+    /// Write the configuration and start the node in the background.
+    fn launch(&self, dist_port: u16, conf: &str) {
+        let dir = &self.dir;
         std::fs::write(dir.join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
         // The server drops root privileges to the rabbitmq user, which must own its directories.
         let _ = Command::new("chown")
             .args(["-R", "rabbitmq:rabbitmq"])
-            .arg(&dir)
+            .arg(dir)
             .status();
         let status = Command::new("rabbitmq-server")
             .arg("-detached")
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
@@ -80,14 +119,6 @@ impl BrokerNode {
             status.success(),
             "rabbitmq-server -detached: {status}; {HOW_TO_INSTALL}"
         );
-        let broker = Self {
-            node,
-            port,
-            tls_port,
-            dir,
-        };
-        broker.wait_port(true, Duration::from_secs(90)).await;
-        broker
     }
 
     /// AMQP URL of the node's default vhost.

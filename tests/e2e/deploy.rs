@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use protocol::topology::{self, ArgValue, ExchangeKind};
 
+use crate::broker_node::BrokerNode;
 use crate::support;
 
 const ROLES: [&str; 3] = ["baas", "worker", "monitor"];
@@ -530,24 +531,55 @@ fn compose_and_dockerfile_run_real_binaries_with_accepted_flags_env_and_ports() 
                 "{name}: `{binary}` does not read {key}:\n{help}"
             );
         }
-        // Each service has its own broker user; its password comes from .env, never from this file.
+        // Each service has its own broker user; its password comes from .env, never from this file. In
+        // the cluster profile the URL lists the three nodes, in the order clients try them.
         let url = env.get("AMQP_URL").unwrap_or_else(|| panic!("{name}: AMQP_URL"));
-        let (userinfo, rest) = url
-            .trim_start_matches("amqp://")
-            .split_once('@')
-            .expect("user:password@host");
-        let (user, password) = userinfo.split_once(':').expect("user:password");
-        assert_eq!(user, format!("benchop-{binary}"), "{name}: broker user");
-        assert!(
-            password.starts_with("${") && password.contains(":?"),
-            "{name}: password must be a required ${{VAR:?…}}"
+        let in_cluster = strs(&svc["profiles"]).iter().any(|p| p == "cluster");
+        let brokers: Vec<&str> = if in_cluster {
+            vec!["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
+        } else {
+            vec!["rabbitmq"]
+        };
+        let urls: Vec<&str> = url.split(',').collect();
+        assert_eq!(
+            urls.len(),
+            brokers.len(),
+            "{name}: one broker URL per node: {url}"
         );
-        let var = password.trim_start_matches("${").split(':').next().expect("var");
-        assert!(
-            env_example.contains(&format!("{var}=")),
-            ".env.example lacks {var}"
-        );
-        assert_eq!(rest, "rabbitmq:5672/benchop", "{name}: broker address and vhost");
+        let mut password_var = None;
+        for (one, broker) in urls.iter().zip(&brokers) {
+            let (userinfo, rest) = one
+                .trim_start_matches("amqp://")
+                .split_once('@')
+                .expect("user:password@host");
+            let (user, password) = userinfo.split_once(':').expect("user:password");
+            assert_eq!(user, format!("benchop-{binary}"), "{name}: broker user");
+            assert!(password.starts_with("${"), "{name}: password must come from .env");
+            let var = password
+                .trim_start_matches("${")
+                .split([':', '}'])
+                .next()
+                .expect("var");
+            match &password_var {
+                None => {
+                    assert!(
+                        password.contains(":?"),
+                        "{name}: password must be a required ${{VAR:?…}}"
+                    );
+                    assert!(
+                        env_example.contains(&format!("{var}=")),
+                        ".env.example lacks {var}"
+                    );
+                    password_var = Some(var.to_owned());
+                }
+                Some(first) => assert_eq!(first, var, "{name}: one password for every node"),
+            }
+            assert_eq!(
+                rest,
+                format!("{broker}:5672/benchop"),
+                "{name}: broker address and vhost"
+            );
+        }
 
         // HTTP services listen on all interfaces inside the container, on the published port, with a health check.
         let addr = env
@@ -602,6 +634,7 @@ fn compose_and_dockerfile_run_real_binaries_with_accepted_flags_env_and_ports() 
         !compose_text.to_lowercase().contains("guest:guest"),
         "no default credentials in compose"
     );
+    check_cluster_profile(services, &compose, &env_example);
 
     // The Dockerfile builds every binary compose runs and ships it in a non-root runtime image.
     assert!(
@@ -644,6 +677,125 @@ fn compose_and_dockerfile_run_real_binaries_with_accepted_flags_env_and_ports() 
             ".dockerignore must exclude {pat}"
         );
     }
+}
+
+/// The `cluster` profile: three RabbitMQ nodes whose host names are the peers of broker-config/cluster.conf,
+/// each with the shipped configuration and the Erlang cookie from a compose secret; a set-up that waits for
+/// all three; every benchop service of the profile has a twin in the default stack.
+fn check_cluster_profile(services: &serde_json::Map<String, Value>, compose: &Value, env_example: &str) {
+    let cluster_conf = read("broker-config/cluster.conf");
+    let peers: Vec<&str> = cluster_conf
+        .lines()
+        .filter(|l| l.starts_with("cluster_formation.classic_config.nodes."))
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim()))
+        .collect();
+    assert_eq!(peers.len(), 3, "cluster.conf lists three peers: {peers:?}");
+    for peer in &peers {
+        let host = peer.strip_prefix("rabbit@").expect("peer rabbit@<host>");
+        let node = services
+            .get(host)
+            .unwrap_or_else(|| panic!("cluster.conf names {peer} but compose has no service {host}"));
+        assert_eq!(
+            node["hostname"], host,
+            "{host}: the host name makes the node rabbit@{host}"
+        );
+        assert_eq!(strs(&node["profiles"]), ["cluster"], "{host}: profile");
+        assert_eq!(
+            node["image"], services["rabbitmq"]["image"],
+            "{host}: same image as the single node"
+        );
+        let mounts = strs(&node["volumes"]).join(" ");
+        for f in [
+            "./broker-config/rabbitmq.conf:/etc/rabbitmq/conf.d/20-benchop.conf",
+            "./broker-config/cluster.conf:/etc/rabbitmq/conf.d/30-cluster.conf",
+        ] {
+            assert!(mounts.contains(f), "{host} mounts {f}");
+        }
+        assert!(node["healthcheck"]["test"].is_array(), "{host}: health check");
+        assert_eq!(
+            strs(&node["secrets"]),
+            ["erlang_cookie"],
+            "{host}: the cookie secret"
+        );
+        let entry = strs(&node["entrypoint"]).join(" ");
+        assert!(
+            entry.contains("/run/secrets/erlang_cookie /var/lib/rabbitmq/.erlang.cookie")
+                && entry.contains("exec docker-entrypoint.sh rabbitmq-server"),
+            "{host}: installs the cookie, then runs the image's entrypoint: {entry}"
+        );
+    }
+    // The cookie is a secret read from the environment (.env), never a value in the repository.
+    let secret = &compose["secrets"]["erlang_cookie"];
+    let var = secret["environment"]
+        .as_str()
+        .expect("secret erlang_cookie from an environment variable");
+    assert!(
+        env_example.contains(&format!("\n{var}=\n")),
+        ".env.example lists {var} empty"
+    );
+    assert!(
+        !read("broker-config/cluster.conf").contains("cookie ="),
+        "no cookie in cluster.conf"
+    );
+    let setup = &services["rabbitmq-cluster-setup"];
+    let command = strs(&setup["command"]).join(" ");
+    assert!(
+        command.contains("--cluster-nodes 3") && command.contains(&format!("--node {}", peers[0])),
+        "the cluster set-up waits for the three nodes: {command}"
+    );
+    for peer in &peers {
+        let host = peer.trim_start_matches("rabbit@");
+        assert_eq!(
+            setup["depends_on"][host]["condition"], "service_healthy",
+            "set-up waits for {host}"
+        );
+    }
+    for twin in ["baas", "worker", "monitor"] {
+        let svc = &services[&format!("{twin}-cluster")];
+        assert_eq!(strs(&svc["profiles"]), ["cluster"], "{twin}-cluster: profile");
+        assert_eq!(
+            svc["command"], services[twin]["command"],
+            "{twin}-cluster runs what {twin} runs"
+        );
+        for (k, v) in env_map(&services[twin]).iter().filter(|(k, _)| *k != "AMQP_URL") {
+            assert_eq!(env_map(svc).get(k), Some(v), "{twin}-cluster: {k}");
+        }
+        assert_eq!(
+            svc["depends_on"]["rabbitmq-cluster-setup"]["condition"], "service_completed_successfully",
+            "{twin}-cluster waits for the cluster set-up"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_conf_makes_three_fresh_nodes_find_each_other() {
+    let conf = read("broker-config/cluster.conf");
+    let nodes = BrokerNode::start_many("peers", 3, |names| {
+        // The shipped file with the test's node names for rabbit@rabbitmq-1..3.
+        let mut text = conf.clone();
+        for (i, name) in names.iter().enumerate() {
+            text = text.replace(&format!("rabbit@rabbitmq-{}", i + 1), name);
+        }
+        format!("\n{text}")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status: Value = serde_json::from_str(&nodes[0].ctl(&["cluster_status", "--formatter", "json"]))
+            .expect("cluster_status JSON");
+        let running = status["running_nodes"].as_array().map_or(0, Vec::len);
+        if running == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not form one cluster by peer discovery: {status}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // pause_minority is in force (a typo in the file would leave the default, ignore).
+    let handling = nodes[1].ctl(&["eval", "application:get_env(rabbit, cluster_partition_handling)."]);
+    assert!(handling.contains("pause_minority"), "{handling}");
 }
 
 // ------------------------------------------------------------------------------------------------ cloud-init, systemd

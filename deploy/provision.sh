@@ -16,16 +16,26 @@
 #                         DIR/var/log/benchop) instead of installing and starting systemd units
 #   --stop                stop the processes a --no-systemd run started under --prefix, then exit
 #   --install-packages    apt-get install what the role needs (rabbitmq-server, nftables, curl)
-#   --firewall            write DIR/etc/nftables.conf (SSH, 8080/5555 from --http-allow, 5672 from
-#                         --amqp-allow, nothing else) and load it when DIR is /
+#   --firewall            write DIR/etc/nftables.conf (SSH, 8080/5555 from --http-allow, AMQP — 5671 with
+#                         TLS, else 5672 — from --amqp-allow, nothing else) and load it when DIR is /
+# TLS between machines (role all; on by default):
+#   --no-tls              no TLS listener (remote workers then use plain AMQP on 5672)
+#   --tls-port P          the broker's AMQP-over-TLS port (default 5671)
+#   --tls-names LIST      more comma-separated DNS names / IPs for the broker certificate (it always holds
+#                         localhost, 127.0.0.1, the host name, its FQDN and the addresses of `hostname -I`)
+#                         Without DIR/etc/rabbitmq/tls/server.pem, a CA (key in DIR/etc/benchop/secrets) and
+#                         a server certificate are generated with openssl; the CA to give worker VMs is
+#                         DIR/etc/benchop/broker-ca.pem. Bring your own: put server.pem, server-key.pem and
+#                         ca.pem in DIR/etc/rabbitmq/tls/ and the CA in DIR/etc/benchop/broker-ca.pem.
 # Services:
 #   --workers N           worker instances on this machine (default 1: kernels already use every core)
 #   --baas-addr A         default 0.0.0.0:8080        --monitor-addr A   default 0.0.0.0:5555
 #   --amqp-host H:P       broker address for role all (default 127.0.0.1:5672)
-#   --amqp-url URL        role worker: the broker to join (or env AMQP_URL, or DIR/etc/benchop/worker.env)
+#   --amqp-url URL        role worker: the broker to join (or env AMQP_URL, or DIR/etc/benchop/worker.env);
+#                         amqps://…:5671/benchop?cacertfile=/etc/benchop/broker-ca.pem verifies the broker
 #   --vhost NAME          default benchop           --user-prefix P    default benchop (users P-baas, …)
 #   --http-allow CIDRS    comma-separated sources allowed to 8080/5555 (default 0.0.0.0/0,::/0)
-#   --amqp-allow CIDRS    comma-separated sources allowed to 5672 (default none; remote workers' networks)
+#   --amqp-allow CIDRS    comma-separated sources allowed to AMQP (default none; remote workers' networks)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,8 +59,11 @@ vhost=benchop
 user_prefix=benchop
 http_allow="0.0.0.0/0,::/0"
 amqp_allow=""
+tls=1
+tls_port=5671
+tls_names=""
 
-usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --role) role="$2"; shift 2 ;;
@@ -71,6 +84,9 @@ while [ $# -gt 0 ]; do
         --user-prefix) user_prefix="$2"; shift 2 ;;
         --http-allow) http_allow="$2"; shift 2 ;;
         --amqp-allow) amqp_allow="$2"; shift 2 ;;
+        --no-tls) tls=0; shift ;;
+        --tls-port) tls_port="$2"; shift 2 ;;
+        --tls-names) tls_names="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "provision.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -253,7 +269,15 @@ else
     if [ -z "$amqp_url" ] && [ -r "$etc/worker.env" ]; then
         amqp_url="$(sed -n 's/^AMQP_URL=//p' "$etc/worker.env" | head -n 1)"
     fi
-    [ -n "$amqp_url" ] || die "role worker needs --amqp-url amqp://benchop-worker:PASSWORD@BROKER:5672/benchop (or AMQP_URL)"
+    [ -n "$amqp_url" ] || die "role worker needs --amqp-url amqps://benchop-worker:PASSWORD@BROKER:5671/benchop?cacertfile=/etc/benchop/broker-ca.pem (or AMQP_URL)"
+    if [[ "$amqp_url" == *cacertfile=* ]]; then
+        ca_file="${amqp_url##*cacertfile=}"
+        ca_file="${ca_file%%&*}"
+        ca_file="${ca_file%%,*}"
+        [ -r "$ca_file" ] || die "the broker CA $ca_file (cacertfile in AMQP_URL) is missing: copy /etc/benchop/broker-ca.pem from the broker VM"
+        grep -qx -- '-----BEGIN CERTIFICATE-----' "$ca_file" \
+            || die "$ca_file holds no certificate: paste the broker VM's /etc/benchop/broker-ca.pem into it"
+    fi
     worker_url="$amqp_url"
 fi
 [ -r "$etc/worker.env" ] && worker_extra="$(grep -E '^(WORKER_CONCURRENCY|WORKER_DRAIN_SECS)=' "$etc/worker.env" || true)"
@@ -267,10 +291,53 @@ EOF
 # ---------------------------------------------------------------- broker
 if [ "$role" = all ]; then
     install -d -m 0755 "$root/etc/rabbitmq"
+    cp "$src_root/broker-config/rabbitmq.conf" "$tmp/rabbitmq.conf"
+    cp "$src_root/broker-config/enabled_plugins" "$tmp/enabled_plugins"
+    if [ $tls = 1 ]; then
+        tls_dir="$root/etc/rabbitmq/tls"
+        install -d -m 0755 "$tls_dir"
+        if [ ! -s "$tls_dir/server.pem" ]; then
+            command -v openssl >/dev/null || die "openssl is needed to make the broker's TLS certificate (apt-get install openssl), or pass --no-tls"
+            names="DNS:localhost,IP:127.0.0.1"
+            for n in $(hostname) $(hostname -f 2>/dev/null || true) $(hostname -I 2>/dev/null || true) ${tls_names//,/ }; do
+                if [[ "$n" =~ ^[0-9.]+$ || "$n" == *:* ]]; then names+=",IP:$n"; else names+=",DNS:$n"; fi
+            done
+            if [ ! -s "$secrets/broker-ca-key.pem" ] || [ ! -s "$etc/broker-ca.pem" ]; then
+                (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+                    -subj "/CN=benchop broker CA $(hostname)" -keyout "$secrets/broker-ca-key.pem" -out "$etc/broker-ca.pem" \
+                    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null)
+                log "generated the broker CA $etc/broker-ca.pem"
+            fi
+            (umask 077; openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$(hostname)" \
+                -keyout "$tls_dir/server-key.pem" -out "$tmp/server.csr" 2>/dev/null)
+            printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n' \
+                "$names" >"$tmp/server.ext"
+            openssl x509 -req -in "$tmp/server.csr" -CA "$etc/broker-ca.pem" -CAkey "$secrets/broker-ca-key.pem" \
+                -CAcreateserial -CAserial "$tmp/ca.srl" -days 825 -extfile "$tmp/server.ext" -out "$tls_dir/server.pem" 2>/dev/null
+            log "generated the broker certificate $tls_dir/server.pem for $names"
+        fi
+        [ -s "$etc/broker-ca.pem" ] || die "TLS: $etc/broker-ca.pem (the CA workers trust) is missing"
+        install -m 0644 "$etc/broker-ca.pem" "$tls_dir/ca.pem"
+        chmod 0644 "$etc/broker-ca.pem" "$tls_dir/server.pem"
+        chmod 0640 "$tls_dir/server-key.pem"
+        if id -u rabbitmq >/dev/null 2>&1; then chgrp rabbitmq "$tls_dir/server-key.pem"; fi
+        cat >>"$tmp/rabbitmq.conf" <<EOF
+
+## Added by deploy/provision.sh: AMQP over TLS for workers on other machines (they verify the broker
+## against $etc/broker-ca.pem); the local services keep plain AMQP on loopback.
+listeners.ssl.default = $tls_port
+ssl_options.cacertfile = $tls_dir/ca.pem
+ssl_options.certfile = $tls_dir/server.pem
+ssl_options.keyfile = $tls_dir/server-key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+        log "workers on other machines join with AMQP_URL=amqps://$user_prefix-worker:PASSWORD@$(hostname -f 2>/dev/null || hostname):$tls_port/$vhost?cacertfile=/etc/benchop/broker-ca.pem (copy $etc/broker-ca.pem there)"
+    fi
     changed=0
     for f in rabbitmq.conf enabled_plugins; do
-        if ! cmp -s "$src_root/broker-config/$f" "$root/etc/rabbitmq/$f"; then
-            install -m 0644 "$src_root/broker-config/$f" "$root/etc/rabbitmq/$f"
+        if ! cmp -s "$tmp/$f" "$root/etc/rabbitmq/$f"; then
+            install -m 0644 "$tmp/$f" "$root/etc/rabbitmq/$f"
             changed=1
         fi
     done
@@ -317,7 +384,8 @@ if [ $firewall = 1 ]; then
         echo "        meta l4proto { icmp, ipv6-icmp } accept"
         echo "        tcp dport 22 accept"
         [ "$role" = all ] && rules "$http_ports" "$http_allow"
-        [ "$role" = all ] && rules 5672 "$amqp_allow"
+        if [ "$role" = all ] && [ $tls = 1 ]; then rules "$tls_port" "$amqp_allow"; fi
+        if [ "$role" = all ] && [ $tls = 0 ]; then rules 5672 "$amqp_allow"; fi
         echo "    }"
         echo "    chain forward {"
         echo "        type filter hook forward priority 0; policy drop;"

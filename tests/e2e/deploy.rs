@@ -849,12 +849,37 @@ fn cloud_init_user_data_is_valid_and_runs_the_shipped_bootstrap() {
             "{file}: runcmd runs the bootstrap"
         );
         let role = if file.contains("worker") { "worker" } else { "all" };
-        assert!(
-            conf["content"]
-                .as_str()
-                .expect("content")
-                .contains(&format!("BENCHOP_ROLE={role}\n"))
-        );
+        let content = conf["content"].as_str().expect("content");
+        assert!(content.contains(&format!("BENCHOP_ROLE={role}\n")));
+        assert!(!content.contains("--no-tls"), "{file}: TLS stays on");
+        if role == "worker" {
+            // A worker VM joins over TLS by default, verifying the broker against the CA written next to it.
+            let url = content
+                .lines()
+                .find_map(|l| l.strip_prefix("AMQP_URL="))
+                .expect("AMQP_URL in bootstrap.conf");
+            assert!(
+                url.starts_with("amqps://") && url.contains(":5671/"),
+                "{file}: {url}"
+            );
+            let ca = url.split("cacertfile=").nth(1).expect("cacertfile in AMQP_URL");
+            let ca_file = files
+                .iter()
+                .find(|f| f["path"] == ca)
+                .unwrap_or_else(|| panic!("{file}: nothing writes {ca}"));
+            assert_eq!(ca_file["permissions"], "0644");
+            let placeholder = ca_file["content"].as_str().expect("content");
+            assert!(
+                !placeholder.contains("-----BEGIN CERTIFICATE-----\n"),
+                "{file}: no certificate is committed"
+            );
+            // The endpoints parser accepts the URL's shape (with the placeholder CA swapped for a real one).
+            let dir = std::env::temp_dir().join(format!("benchop-ci-ca-{}", std::process::id()));
+            let test_ca = crate::certs::TestCa::new(&dir, "ci");
+            let swapped = url.replace(ca, &test_ca.ca_pem().display().to_string());
+            assert!(protocol::amqp::endpoints(&swapped).is_ok(), "{swapped}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 
@@ -1036,12 +1061,30 @@ async fn provision_sh_installs_and_runs_the_stack_in_a_scratch_root() {
     }
     let secret =
         std::fs::read_to_string(root.join("etc/benchop/secrets/rabbitmq-worker.password")).expect("secret");
-    for f in ["etc/rabbitmq/rabbitmq.conf", "etc/rabbitmq/enabled_plugins"] {
-        assert_eq!(
-            std::fs::read_to_string(root.join(f)).expect(f),
-            read(&f.replace("etc/rabbitmq", "broker-config"))
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/rabbitmq/enabled_plugins")).expect("enabled_plugins"),
+        read("broker-config/enabled_plugins")
+    );
+    // The broker configuration is the shipped one plus a TLS listener with a generated certificate.
+    let conf = std::fs::read_to_string(root.join("etc/rabbitmq/rabbitmq.conf")).expect("rabbitmq.conf");
+    assert!(conf.starts_with(&read("broker-config/rabbitmq.conf")), "{conf}");
+    let tls_dir = root.join("etc/rabbitmq/tls");
+    for line in [
+        "listeners.ssl.default = 5671".to_owned(),
+        format!("ssl_options.certfile = {}", tls_dir.join("server.pem").display()),
+        format!(
+            "ssl_options.keyfile = {}",
+            tls_dir.join("server-key.pem").display()
+        ),
+        format!("ssl_options.cacertfile = {}", tls_dir.join("ca.pem").display()),
+    ] {
+        assert!(
+            conf.lines().any(|l| l == line),
+            "rabbitmq.conf lacks `{line}`:\n{conf}"
         );
     }
+    assert_eq!(mode(&tls_dir.join("server-key.pem")), 0o640);
+    assert_eq!(mode(&root.join("etc/benchop/secrets/broker-ca-key.pem")), 0o600);
     for u in [
         "benchop-baas.service",
         "benchop-monitor.service",
@@ -1060,10 +1103,10 @@ async fn provision_sh_installs_and_runs_the_stack_in_a_scratch_root() {
         "{nft}"
     );
     assert!(
-        nft.contains("ip saddr 10.0.0.0/8 tcp dport { 5672 } accept"),
-        "{nft}"
+        nft.contains("ip saddr 10.0.0.0/8 tcp dport { 5671 } accept"),
+        "remote workers reach AMQP over TLS: {nft}"
     );
-    for closed in ["15672", "15692", "25672", "4369"] {
+    for closed in ["5672", "15672", "15692", "25672", "4369"] {
         assert!(
             !nft.lines().any(|l| l.contains("dport") && l.contains(closed)),
             "{closed} must stay closed: {nft}"
@@ -1083,6 +1126,21 @@ async fn provision_sh_installs_and_runs_the_stack_in_a_scratch_root() {
         "nft -c rejects the generated rules: {}\n{nft}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The generated certificate really serves TLS: a broker node presenting it is verified by a client
+    // that trusts only the generated CA (what a worker VM gets), at an address the certificate names.
+    let generated = crate::certs::ServerCert {
+        cert: tls_dir.join("server.pem"),
+        key: tls_dir.join("server-key.pem"),
+    };
+    let tls_broker = BrokerNode::start_tls("provtls", &generated).await;
+    let ca = root.join("etc/benchop/broker-ca.pem");
+    let conn = protocol::amqp::connect(&tls_broker.tls_url(&ca), "provision-tls", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("the provisioned broker certificate is not accepted: {e}"));
+    assert!(conn.status().connected());
+    let _ = conn.close(200, "checked".into()).await;
+    drop(tls_broker);
 
     let http = support::client();
     let base = format!("http://127.0.0.1:{port}");
@@ -1142,4 +1200,52 @@ async fn provision_sh_installs_and_runs_the_stack_in_a_scratch_root() {
             "process {pid} still running after --stop"
         );
     }
+}
+
+#[test]
+fn a_worker_vm_without_the_broker_ca_stops_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("benchop-worker-ca-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bin = support::bin("worker");
+    let bin_dir = bin.parent().expect("bin dir");
+    // What cloud-init/worker-user-data.yaml writes until the operator pastes the CA in.
+    let doc = yaml("cloud-init/worker-user-data.yaml");
+    let placeholder = doc["write_files"]
+        .as_array()
+        .expect("write_files")
+        .iter()
+        .find(|f| f["path"] == "/etc/benchop/broker-ca.pem")
+        .and_then(|f| f["content"].as_str())
+        .expect("the CA placeholder")
+        .to_owned();
+    let ca = dir.join("broker-ca.pem");
+    for (content, expected) in [(None, "is missing"), (Some(placeholder), "holds no certificate")] {
+        if let Some(text) = &content {
+            std::fs::write(&ca, text).expect("write CA");
+        }
+        let url = format!(
+            "amqps://benchop-worker:secret@10.0.0.10:5671/benchop?cacertfile={}",
+            ca.display()
+        );
+        let out = Command::new("bash")
+            .arg(repo().join("deploy/provision.sh"))
+            .args(["--role", "worker", "--no-systemd", "--workers", "0", "--prefix"])
+            .arg(dir.join("root"))
+            .arg("--bin-dir")
+            .arg(bin_dir)
+            .args(["--amqp-url", &url])
+            .output()
+            .expect("run provision.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "provision.sh accepted a missing CA: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected) && stderr.contains("broker-ca.pem"),
+            "{expected}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

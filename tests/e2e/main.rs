@@ -11,6 +11,7 @@ mod faults;
 mod jobs_api;
 mod loadtest;
 mod monitor;
+mod proxy;
 mod replicas;
 mod resilience;
 mod scale_out;

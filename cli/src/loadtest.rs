@@ -520,8 +520,15 @@ impl System {
         for (i, w) in self.workers.iter().enumerate() {
             out.push((format!("worker-{}", i + 1), w.id()));
         }
-        if let Some(pid) = broker_pid() {
-            out.push(("RabbitMQ (beam.smp)".to_owned(), pid));
+        // Every RabbitMQ node running here (one, or the nodes of a local cluster).
+        let brokers = broker_pids();
+        for (k, pid) in brokers.iter().enumerate() {
+            let name = if brokers.len() == 1 {
+                "RabbitMQ (beam.smp)".to_owned()
+            } else {
+                format!("RabbitMQ node {} (beam.smp)", k + 1)
+            };
+            out.push((name, *pid));
         }
         out
     }
@@ -611,13 +618,22 @@ fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The local RabbitMQ node's Erlang VM (`beam.smp`), found by reading `/proc/*/comm` (only read).
-fn broker_pid() -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim() == "beam.smp").then_some(pid)
-    })
+/// The Erlang VMs (`beam.smp`) of the RabbitMQ nodes running here, by pid, found by reading `/proc/*/comm`
+/// (only read).
+fn broker_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (comm.trim() == "beam.smp").then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 fn load_average() -> Option<f64> {

@@ -6,8 +6,8 @@
 //! - PostgreSQL ([`Store::connect`] with a `postgres://` URL): one connection pool, for several baas
 //!   replicas over one database.
 //!
-//! What does not depend on the backend lives here once: the finished-job cache, the group commit of
-//! publication marks, and the derived job status. Each backend applies its own versioned migrations
+//! What does not depend on the backend lives here once: the finished-job cache, the group commits of
+//! job inserts and publication marks, and the derived job status. Each backend applies its own versioned migrations
 //! (a `schema_migrations` table; version 1 is the schema of the releases before it) when it opens.
 
 mod postgres;
@@ -17,6 +17,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use protocol::api::JobStatus;
@@ -57,6 +58,9 @@ pub enum StoreError {
          sqlite:<path>, sqlite::memory: or a plain file path for SQLite"
     )]
     UnsupportedUrl(String),
+    /// The failure of a group commit, shared by every caller whose write was in it.
+    #[error("{0}")]
+    Shared(Arc<StoreError>),
     /// The database was migrated by a newer baas than this one.
     #[error("store: schema version {found} is newer than this baas knows ({known}); upgrade baas")]
     SchemaTooNew {
@@ -220,6 +224,8 @@ pub struct Store {
     cache_finished: bool,
     /// Tasks confirmed by the broker, waiting to be marked published (see [`Store::mark_published`]).
     pending_marks: Arc<Mutex<PendingMarks>>,
+    /// Jobs waiting for the group commit of [`Store::insert_job`].
+    pending_inserts: Arc<Mutex<PendingInserts>>,
 }
 
 /// How long a task claimed by [`Store::claim_unpublished`] stays claimed.
@@ -242,6 +248,23 @@ fn parse_update(payload: &str) -> Option<(Uuid, Uuid, bool)> {
 pub const FINISHED_CACHE_JOBS: usize = 1024;
 /// Jobs with more tasks than this are never cached (their clone would cost more than the read).
 pub const FINISHED_CACHE_MAX_TASKS: usize = 256;
+
+/// A job waiting to be inserted, and where its caller hears the outcome.
+type PendingInsert = (
+    JobRecord,
+    Vec<TaskMessage>,
+    oneshot::Sender<Result<(), Arc<StoreError>>>,
+);
+
+#[derive(Default)]
+struct PendingInserts {
+    jobs: Vec<PendingInsert>,
+    /// A flusher is writing now; new jobs wait in `jobs` for its next round.
+    flushing: bool,
+}
+
+/// The most tasks one group commit of job inserts writes (a job larger than this is written alone).
+pub const INSERT_BATCH_TASKS: usize = 20_000;
 
 #[derive(Default)]
 struct PendingMarks {
@@ -305,6 +328,7 @@ impl Store {
             finished: Arc::default(),
             cache_finished,
             pending_marks: Arc::default(),
+            pending_inserts: Arc::default(),
         }
     }
 
@@ -336,10 +360,66 @@ impl Store {
         .await?
     }
 
-    /// Persist a job and its tasks in one transaction (before the job is acknowledged to the client).
+    /// Persist a job and its tasks (before the job is acknowledged to the client), atomically.
+    ///
+    /// Group commit: while one batch is being written, jobs from concurrent callers queue up and go
+    /// together in the next transaction (one statement on PostgreSQL), so under load many POSTs share
+    /// one commit; alone, a job is written at once. Each caller returns when its job is committed, or
+    /// with the batch's error (nothing of a failed batch is stored).
     pub async fn insert_job(&self, job: JobRecord, tasks: Vec<TaskMessage>) -> Result<(), StoreError> {
-        // Without a key there is nothing to collide with: the outcome is always `New`.
-        self.insert_job_once(job, tasks, None).await.map(|_| ())
+        let (tx, rx) = oneshot::channel();
+        let lead = {
+            let mut pending = self.pending_inserts.lock().map_err(|_| StoreError::Poisoned)?;
+            pending.jobs.push((job, tasks, tx));
+            !std::mem::replace(&mut pending.flushing, true)
+        };
+        if lead {
+            // Its own task: a caller that goes away cannot leave `flushing` set with nobody writing.
+            tokio::spawn(self.clone().flush_inserts());
+        }
+        match rx.await {
+            Ok(written) => written.map_err(StoreError::Shared),
+            // The flusher died (a poisoned lock) before answering.
+            Err(_) => Err(StoreError::Poisoned),
+        }
+    }
+
+    /// Write queued jobs, a batch at a time, until none are left.
+    async fn flush_inserts(self) {
+        loop {
+            let batch = {
+                let Ok(mut pending) = self.pending_inserts.lock() else {
+                    return;
+                };
+                if pending.jobs.is_empty() {
+                    pending.flushing = false;
+                    return;
+                }
+                let (mut take, mut tasks) = (0, 0);
+                for (_, t, _) in &pending.jobs {
+                    if take > 0 && tasks + t.len() > INSERT_BATCH_TASKS {
+                        break;
+                    }
+                    take += 1;
+                    tasks += t.len();
+                }
+                pending.jobs.drain(..take).collect::<Vec<_>>()
+            };
+            let mut rows = Vec::with_capacity(batch.len());
+            let mut callers = Vec::with_capacity(batch.len());
+            for (job, tasks, caller) in batch {
+                rows.push((job, tasks));
+                callers.push(caller);
+            }
+            let backend = self.backend.clone();
+            let written = self
+                .write(async move { on_backend!(&backend, b => b.insert_jobs(rows).await) })
+                .await
+                .map_err(Arc::new);
+            for caller in callers {
+                let _ = caller.send(written.clone());
+            }
+        }
     }
 
     /// Persist a job and its tasks in one transaction. With an idempotency key `(key, request)`, a key
@@ -351,10 +431,13 @@ impl Store {
         tasks: Vec<TaskMessage>,
         idempotency: Option<(String, String)>,
     ) -> Result<Inserted, StoreError> {
+        let Some(idempotency) = idempotency else {
+            return self.insert_job(job, tasks).await.map(|()| Inserted::New);
+        };
         let backend = self.backend.clone();
-        self.write(
-            async move { on_backend!(&backend, b => b.insert_job_once(job, tasks, idempotency).await) },
-        )
+        self.write(async move {
+            on_backend!(&backend, b => b.insert_job_once(job, tasks, Some(idempotency)).await)
+        })
         .await
     }
 

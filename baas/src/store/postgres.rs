@@ -182,38 +182,6 @@ impl PgStore {
             methods.push(t.method.as_str());
             messages.push(serde_json::to_string(t)?);
         }
-        if idempotency.is_none() {
-            // Nothing to check first: the job and its tasks in one statement (atomic on its own), one
-            // round trip instead of four (BEGIN, job, tasks, COMMIT) — the cost of a POST on this backend.
-            let insert = client
-                .prepare_cached(
-                    "WITH job AS (
-                         INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks)
-                         VALUES ($1, $2, $3, $4, $5, $6))
-                     INSERT INTO tasks (id, job_id, pos, method, message, created_ms)
-                     SELECT u.id, $1, u.pos, u.method, u.message, $5
-                     FROM UNNEST($7::uuid[], $8::bigint[], $9::text[], $10::text[]) AS u(id, pos, method, message)",
-                )
-                .await?;
-            client
-                .execute(
-                    &insert,
-                    &[
-                        &job.id,
-                        &job.problem,
-                        &job.tolerance,
-                        &i64::from(job.repeats),
-                        &created_ms,
-                        &i64::from(job.n_tasks),
-                        &ids,
-                        &positions,
-                        &methods,
-                        &messages,
-                    ],
-                )
-                .await?;
-            return Ok(Inserted::New);
-        }
         let tx = client.transaction().await?;
         if let Some((key, request)) = &idempotency {
             if let Some(seen) = seen_key(&tx, key, request).await? {
@@ -267,6 +235,82 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         Ok(Inserted::New)
+    }
+
+    /// Insert several jobs (none with an idempotency key) and all their tasks in one statement: the
+    /// group commit of [`super::Store::insert_job`], one round trip and one commit for every POST that
+    /// arrived while the previous batch was being written.
+    pub(super) async fn insert_jobs(
+        &self,
+        jobs: Vec<(JobRecord, Vec<TaskMessage>)>,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let n_tasks: usize = jobs.iter().map(|(_, t)| t.len()).sum();
+        let (mut job_ids, mut problems, mut tolerances, mut repeats, mut created, mut counts) = (
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+        );
+        let (mut ids, mut owners, mut positions, mut methods, mut messages, mut task_created) = (
+            Vec::with_capacity(n_tasks),
+            Vec::with_capacity(n_tasks),
+            Vec::with_capacity(n_tasks),
+            Vec::with_capacity(n_tasks),
+            Vec::with_capacity(n_tasks),
+            Vec::with_capacity(n_tasks),
+        );
+        for (job, tasks) in &jobs {
+            job_ids.push(job.id);
+            problems.push(job.problem.as_str());
+            tolerances.push(job.tolerance);
+            repeats.push(i64::from(job.repeats));
+            created.push(job.created_ms as i64);
+            counts.push(i64::from(job.n_tasks));
+            for (pos, t) in tasks.iter().enumerate() {
+                ids.push(t.task_id);
+                owners.push(job.id);
+                positions.push(pos as i64);
+                methods.push(t.method.as_str());
+                messages.push(serde_json::to_string(t)?);
+                task_created.push(job.created_ms as i64);
+            }
+        }
+        // The jobs in the order given, so their `seq` (the listing's cursor) follows submission.
+        let insert = client
+            .prepare_cached(
+                "WITH job AS (
+                     INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks)
+                     SELECT j.id, j.problem, j.tolerance, j.repeats, j.created_ms, j.n_tasks
+                     FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::bigint[], $5::bigint[], $6::bigint[])
+                         WITH ORDINALITY AS j(id, problem, tolerance, repeats, created_ms, n_tasks, k)
+                     ORDER BY j.k)
+                 INSERT INTO tasks (id, job_id, pos, method, message, created_ms)
+                 SELECT * FROM UNNEST($7::uuid[], $8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])",
+            )
+            .await?;
+        client
+            .execute(
+                &insert,
+                &[
+                    &job_ids,
+                    &problems,
+                    &tolerances,
+                    &repeats,
+                    &created,
+                    &counts,
+                    &ids,
+                    &owners,
+                    &positions,
+                    &methods,
+                    &messages,
+                    &task_created,
+                ],
+            )
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn cancel_job(

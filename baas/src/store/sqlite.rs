@@ -195,25 +195,7 @@ impl SqliteStore {
                 }
             }
             let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                params![job.id.to_string(), seq, job.problem, job.tolerance, job.repeats, job.created_ms as i64, job.n_tasks],
-            )?;
-            {
-                let mut stmt = tx.prepare(
-                    "INSERT INTO tasks (id, job_id, pos, method, message, created_ms) VALUES (?1,?2,?3,?4,?5,?6)",
-                )?;
-                for (pos, t) in tasks.iter().enumerate() {
-                    stmt.execute(params![
-                        t.task_id.to_string(),
-                        job.id.to_string(),
-                        pos as i64,
-                        t.method,
-                        serde_json::to_string(t)?,
-                        job.created_ms as i64
-                    ])?;
-                }
-            }
+            insert_rows(&tx, &job, &tasks, seq)?;
             if let Some((key, request)) = &idempotency {
                 tx.execute(
                     "INSERT INTO idempotency (key, request, job_id, created_ms) VALUES (?1,?2,?3,?4)",
@@ -222,6 +204,24 @@ impl SqliteStore {
             }
             tx.commit()?;
             Ok(Inserted::New)
+        })
+        .await
+    }
+
+    /// Insert several jobs (none with an idempotency key) in one transaction: the group commit of
+    /// [`super::Store::insert_job`].
+    pub(super) async fn insert_jobs(
+        &self,
+        jobs: Vec<(JobRecord, Vec<TaskMessage>)>,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let first: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| r.get(0))?;
+            for (seq, (job, tasks)) in (first..).zip(&jobs) {
+                insert_rows(&tx, job, tasks, seq)?;
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -624,6 +624,34 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         n_done: r.get(7)?,
         cancelled_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
     })
+}
+
+/// A job's row (with sequence number `seq`) and its tasks' rows, inside the caller's transaction.
+fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    job: &JobRecord,
+    tasks: &[TaskMessage],
+    seq: i64,
+) -> Result<(), StoreError> {
+    let job_id = job.id.to_string();
+    tx.prepare_cached(
+        "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+    )?
+    .execute(params![job_id, seq, job.problem, job.tolerance, job.repeats, job.created_ms as i64, job.n_tasks])?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO tasks (id, job_id, pos, method, message, created_ms) VALUES (?1,?2,?3,?4,?5,?6)",
+    )?;
+    for (pos, t) in tasks.iter().enumerate() {
+        stmt.execute(params![
+            t.task_id.to_string(),
+            job_id,
+            pos as i64,
+            t.method,
+            serde_json::to_string(t)?,
+            job.created_ms as i64
+        ])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -147,6 +147,80 @@ async fn concurrent_publication_marks_share_transactions_and_none_is_lost() {
     backends.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_job_inserts_share_commits_and_none_is_lost() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        let inserts = (0..300u32).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = Uuid::new_v4();
+                let tasks: Vec<TaskMessage> = (0..=i % 3).map(|_| task(id, "cos")).collect();
+                store
+                    .insert_job(new_job(id, tasks.len() as u32), tasks.clone())
+                    .await
+                    .map(|()| (id, tasks))
+            })
+        });
+        let mut written = Vec::new();
+        for insert in inserts.collect::<Vec<_>>() {
+            written.push(insert.await.unwrap().unwrap());
+        }
+        // Every caller has returned, so its job and all its tasks are stored.
+        for (id, tasks) in &written {
+            let (job, records) = store.job(*id).await.unwrap().expect(name);
+            assert_eq!(job.n_tasks as usize, tasks.len(), "{name}");
+            let stored: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+            let sent: Vec<Uuid> = tasks.iter().map(|t| t.task_id).collect();
+            assert_eq!(stored, sent, "{name}: tasks in submission order");
+        }
+        let all = JobFilter {
+            limit: 1000,
+            ..JobFilter::default()
+        };
+        assert_eq!(store.list_jobs(all).await.unwrap().0.len(), 300, "{name}");
+        {
+            let pending = store.pending_inserts.lock().unwrap();
+            assert!(pending.jobs.is_empty() && !pending.flushing, "{name}");
+        }
+
+        // One batch is one transaction: the jobs get their sequence in the order given, and a batch
+        // with a failing job stores none of its jobs.
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let batch = vec![
+            (new_job(a, 1), vec![task(a, "cos")]),
+            (new_job(b, 1), vec![task(b, "fd")]),
+        ];
+        on_backend!(&store.backend, s => s.insert_jobs(batch).await).unwrap();
+        let newest = JobFilter {
+            limit: 2,
+            ..JobFilter::default()
+        };
+        let (jobs, _) = store.list_jobs(newest.clone()).await.unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![b, a],
+            "{name}"
+        );
+        let clash = vec![
+            (new_job(c, 1), vec![task(c, "cos")]),
+            (new_job(a, 1), vec![task(a, "cos")]),
+        ];
+        assert!(
+            on_backend!(&store.backend, s => s.insert_jobs(clash).await).is_err(),
+            "{name}"
+        );
+        assert!(
+            store.job(c).await.unwrap().is_none(),
+            "{name}: half a batch stored"
+        );
+        // Through the group commit, the failure reaches the caller.
+        let again = store.insert_job(new_job(b, 1), vec![task(b, "cos")]).await;
+        assert!(matches!(again, Err(StoreError::Shared(_))), "{name}: {again:?}");
+    }
+    backends.finish().await;
+}
+
 #[tokio::test]
 async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
     let backends = Backends::new().await;

@@ -411,15 +411,30 @@ impl Store {
                 rows.push((job, tasks));
                 callers.push(caller);
             }
-            let backend = self.backend.clone();
-            let written = self
-                .write(async move { on_backend!(&backend, b => b.insert_jobs(rows).await) })
-                .await
-                .map_err(Arc::new);
-            for caller in callers {
-                let _ = caller.send(written.clone());
+            // A batch fails as a whole; its jobs are then written one by one, so a job that cannot
+            // be stored fails only its own caller. The copy costs microseconds beside a commit.
+            let alone = (rows.len() > 1).then(|| rows.clone());
+            let written = self.insert_batch(rows).await;
+            match (written, alone) {
+                (Err(_), Some(rows)) => {
+                    for (row, caller) in rows.into_iter().zip(callers) {
+                        let _ = caller.send(self.insert_batch(vec![row]).await);
+                    }
+                }
+                (written, _) => {
+                    for caller in callers {
+                        let _ = caller.send(written.clone());
+                    }
+                }
             }
         }
+    }
+
+    async fn insert_batch(&self, rows: Vec<(JobRecord, Vec<TaskMessage>)>) -> Result<(), Arc<StoreError>> {
+        let backend = self.backend.clone();
+        self.write(async move { on_backend!(&backend, b => b.insert_jobs(rows).await) })
+            .await
+            .map_err(Arc::new)
     }
 
     /// Persist a job and its tasks in one transaction. With an idempotency key `(key, request)`, a key

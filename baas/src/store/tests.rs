@@ -179,9 +179,22 @@ async fn concurrent_job_inserts_share_commits_and_none_is_lost() {
             ..JobFilter::default()
         };
         assert_eq!(store.list_jobs(all).await.unwrap().0.len(), 300, "{name}");
-        {
-            let pending = store.pending_inserts.lock().unwrap();
-            assert!(pending.jobs.is_empty() && !pending.flushing, "{name}");
+        // Nothing is left queued, and the flusher stands down (it answers before it looks again).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (queued, flushing) = {
+                let pending = store.pending_inserts.lock().unwrap();
+                (pending.jobs.len(), pending.flushing)
+            };
+            assert_eq!(queued, 0, "{name}");
+            if !flushing {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: flusher never stood down"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
 
         // One batch is one transaction: the jobs get their sequence in the order given, and a batch
@@ -217,6 +230,37 @@ async fn concurrent_job_inserts_share_commits_and_none_is_lost() {
         // Through the group commit, the failure reaches the caller.
         let again = store.insert_job(new_job(b, 1), vec![task(b, "cos")]).await;
         assert!(matches!(again, Err(StoreError::Shared(_))), "{name}: {again:?}");
+
+        // A job that cannot be stored fails only its own caller, not the others of its batch:
+        // queue three (the middle one clashes) while a flush is marked running, then flush once.
+        let (d, e) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut answers = Vec::new();
+        loop {
+            // The last flusher answers its callers before it looks for more and stands down.
+            let mut pending = store.pending_inserts.lock().unwrap();
+            if pending.flushing {
+                drop(pending);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            pending.flushing = true;
+            for id in [d, a, e] {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pending.jobs.push((new_job(id, 1), vec![task(id, "cos")], tx));
+                answers.push(rx);
+            }
+            break;
+        }
+        store.clone().flush_inserts().await;
+        let answers: Vec<bool> = futures_util::future::join_all(answers)
+            .await
+            .into_iter()
+            .map(|answer| answer.unwrap().is_ok())
+            .collect();
+        assert_eq!(answers, vec![true, false, true], "{name}");
+        for id in [d, e] {
+            assert!(store.job(id).await.unwrap().is_some(), "{name}: {id} lost");
+        }
     }
     backends.finish().await;
 }

@@ -235,21 +235,15 @@ async fn concurrent_job_inserts_share_commits_and_none_is_lost() {
         // queue three (the middle one clashes) while a flush is marked running, then flush once.
         let (d, e) = (Uuid::new_v4(), Uuid::new_v4());
         let mut answers = Vec::new();
-        loop {
-            // The last flusher answers its callers before it looks for more and stands down.
-            let mut pending = store.pending_inserts.lock().unwrap();
-            if pending.flushing {
-                drop(pending);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            }
-            pending.flushing = true;
+        // The last flusher answers its callers before it looks for more and stands down.
+        while !store.try_take_flush(|pending| {
             for id in [d, a, e] {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 pending.jobs.push((new_job(id, 1), vec![task(id, "cos")], tx));
                 answers.push(rx);
             }
-            break;
+        }) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         store.clone().flush_inserts().await;
         let answers: Vec<bool> = futures_util::future::join_all(answers)
@@ -765,4 +759,17 @@ async fn job_updates_reach_the_other_replicas_on_postgres_and_skip_their_origin(
     drop((a, b, c));
     schema.drop().await;
     other.drop().await;
+}
+
+impl Store {
+    /// Mark a flush of job inserts running and queue jobs under it, unless a flusher runs now.
+    fn try_take_flush(&self, queue: impl FnOnce(&mut PendingInserts)) -> bool {
+        let mut pending = self.pending_inserts.lock().unwrap();
+        if pending.flushing {
+            return false;
+        }
+        pending.flushing = true;
+        queue(&mut pending);
+        true
+    }
 }

@@ -54,6 +54,22 @@ async fn a_job_runs_over_amqps_with_the_brokers_certificate_verified() {
     let baas = Baas::start(&url).await;
     let _worker = worker("tls-worker", &url, &[]);
     let (_monitor, monitor_addr) = monitor(&url, &baas);
+    // The monitor hears only what is published after it has bound its queue: wait for its consumer,
+    // or a fast job can finish before the monitor has connected.
+    let queue = protocol::topology::monitor_queue("default");
+    let started = std::time::Instant::now();
+    while !broker
+        .ctl(&["list_consumers", "-q", "--no-table-headers", "queue_name"])
+        .lines()
+        .any(|line| line.trim() == queue)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the monitor never consumed {queue} over amqps: {:?}",
+            connections(&broker)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let id = baas
         .submit(

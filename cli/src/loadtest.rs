@@ -621,6 +621,11 @@ fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
 /// The Erlang VMs (`beam.smp`) of the RabbitMQ nodes running here, by pid, found by reading `/proc/*/comm`
 /// (only read).
 fn broker_pids() -> Vec<u32> {
+    pids_named("beam.smp")
+}
+
+/// The processes here whose command name (`/proc/<pid>/comm`) is `comm`, by pid.
+fn pids_named(comm: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -628,12 +633,29 @@ fn broker_pids() -> Vec<u32> {
         .flatten()
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            (comm.trim() == "beam.smp").then_some(pid)
+            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (name.trim() == comm).then_some(pid)
         })
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// CPU seconds so far of every PostgreSQL process here (the server and its backends), by pid.
+fn postgres_cpu() -> std::collections::HashMap<u32, f64> {
+    pids_named("postgres")
+        .into_iter()
+        .filter_map(|pid| Some((pid, cpu_seconds(Some(pid))?)))
+        .collect()
+}
+
+/// CPU seconds PostgreSQL spent between two [`postgres_cpu`] snapshots: a backend that started in
+/// between counts from zero; one that exited in between is missed (baas keeps its pool open).
+fn postgres_cpu_since(before: &std::collections::HashMap<u32, f64>) -> f64 {
+    postgres_cpu()
+        .into_iter()
+        .map(|(pid, now)| now - before.get(&pid).copied().unwrap_or(0.0))
+        .sum()
 }
 
 fn load_average() -> Option<f64> {
@@ -939,6 +961,7 @@ async fn throughput(
     let pids = system.pids();
     let cpu_before: Vec<Option<f64>> = pids.iter().map(|(_, p)| cpu_seconds(Some(*p))).collect();
     let self_before = cpu_seconds(None);
+    let postgres_before = system.pg_schema.as_ref().map(|_| postgres_cpu());
     let sent_ms = protocol::task::now_ms();
     let start = Instant::now();
     let id = submit(client, &system.server, probe, args.tasks as usize).await?;
@@ -976,6 +999,16 @@ async fn throughput(
             cpu_s,
             cpu_ms_per_task: cpu_s * 1e3 / tasks,
             peak_rss_mib: peak_rss_mib(Some(*pid)),
+        });
+    }
+    if let Some(before) = &postgres_before {
+        let cpu_s = postgres_cpu_since(before);
+        processes.push(ProcessCost {
+            process: "PostgreSQL (all its processes)".to_owned(),
+            cpu_s,
+            cpu_ms_per_task: cpu_s * 1e3 / tasks,
+            // Shared buffers count in every backend's RSS: a sum would mean nothing.
+            peak_rss_mib: None,
         });
     }
     let self_cpu = match (self_before, cpu_seconds(None)) {
@@ -1277,5 +1310,15 @@ mod tests {
     fn this_process_has_cpu_time_and_a_peak_rss() {
         assert!(cpu_seconds(None).is_some_and(|s| s >= 0.0));
         assert!(peak_rss_mib(None).is_some_and(|m| m > 0.0));
+    }
+
+    #[test]
+    fn processes_are_found_by_their_command_name() {
+        let me = std::process::id();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert!(pids_named(comm.trim()).contains(&me));
+        assert!(!pids_named("no-such-command-here").contains(&me));
+        // A snapshot of nothing counts every process found later from zero.
+        assert!(postgres_cpu_since(&std::collections::HashMap::new()) >= 0.0);
     }
 }

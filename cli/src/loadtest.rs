@@ -68,7 +68,9 @@ pub struct Args {
     /// Concurrent keep-alive HTTP clients.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
-    /// RabbitMQ base URL without a vhost; the harness creates (and deletes) a vhost of its own.
+    /// RabbitMQ base URL without a vhost; the harness creates (and deletes) a vhost of its own. For a
+    /// cluster, every node's base URL, comma-separated (`rabbitmqctl` then reaches the node named by
+    /// `RABBITMQ_NODENAME`).
     #[arg(
         long,
         env = "AMQP_BASE_URL",
@@ -417,7 +419,7 @@ impl System {
         rabbitmqctl(&["add_vhost", &vhost])?;
         let mut system = Self {
             server: String::new(),
-            amqp_url: format!("{}/{vhost}", args.amqp_base.trim_end_matches('/')),
+            amqp_url: with_vhost(&args.amqp_base, &vhost),
             baas: None,
             workers: Vec::new(),
             vhost: Some(vhost.clone()),
@@ -578,6 +580,16 @@ fn spawn(program: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<
     }
     cmd.spawn()
         .with_context(|| format!("cannot start {}", program.display()))
+}
+
+/// `base` (one URL or a comma-separated list of them, without a vhost) with `vhost` on every URL.
+fn with_vhost(base: &str, vhost: &str) -> String {
+    base.split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(|b| format!("{}/{vhost}", b.trim_end_matches('/')))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
@@ -1293,6 +1305,18 @@ pub fn table(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_broker_of_a_cluster_gets_the_vhost() {
+        assert_eq!(
+            with_vhost("amqp://guest:guest@127.0.0.1:5672/", "v1"),
+            "amqp://guest:guest@127.0.0.1:5672/v1"
+        );
+        assert_eq!(
+            with_vhost("amqp://g:g@127.0.0.1:5701, amqp://g:g@127.0.0.1:5702/,", "v1"),
+            "amqp://g:g@127.0.0.1:5701/v1,amqp://g:g@127.0.0.1:5702/v1"
+        );
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {

@@ -71,6 +71,19 @@ CREATE TABLE idempotency (
         version: 2,
         sql: "ALTER TABLE tasks ADD COLUMN republish_after_ms BIGINT NOT NULL DEFAULT 0;",
     },
+    // Failed tasks per job, kept by every writer of a result, so a poll of a big job does not parse
+    // every result it has; counted from the stored results once, for the jobs already there.
+    Migration {
+        version: 3,
+        sql: "
+ALTER TABLE jobs ADD COLUMN n_failed BIGINT NOT NULL DEFAULT 0;
+UPDATE jobs SET n_failed = f.n FROM (
+    SELECT job_id, COUNT(*) AS n FROM tasks
+    WHERE result IS NOT NULL AND (result::json -> 'outcome' ->> 'status') = 'failed'
+    GROUP BY job_id
+) AS f WHERE jobs.id = f.job_id;
+",
+    },
 ];
 
 const JOB_COLUMNS: &str =
@@ -359,13 +372,15 @@ impl PgStore {
                  WHERE tasks.id = u.id AND tasks.result IS NULL",
             )
             .await?;
-        tx.execute(&store, &[&ids, &results]).await?;
+        let stored = tx.execute(&store, &[&ids, &results]).await?;
         let finish = tx
             .prepare_cached(
-                "UPDATE jobs SET n_done = n_tasks, finished_ms = $2, cancelled_ms = $2 WHERE id = $1",
+                "UPDATE jobs SET n_done = n_tasks, finished_ms = $2, cancelled_ms = $2,
+                 n_failed = n_failed + $3 WHERE id = $1",
             )
             .await?;
-        tx.execute(&finish, &[&id, &(now_ms as i64)]).await?;
+        tx.execute(&finish, &[&id, &(now_ms as i64), &(stored as i64)])
+            .await?;
         tx.commit().await?;
         Ok(Some((job, pending)))
     }
@@ -413,7 +428,9 @@ impl PgStore {
             .await?;
         tx.execute(&reset, &[&task_id]).await?;
         let reopen = tx
-            .prepare_cached("UPDATE jobs SET n_done = n_done - 1, finished_ms = NULL WHERE id = $1")
+            .prepare_cached(
+                "UPDATE jobs SET n_done = n_done - 1, n_failed = n_failed - 1, finished_ms = NULL WHERE id = $1",
+            )
             .await?;
         tx.execute(&reopen, &[&job_id]).await?;
         tx.commit().await?;
@@ -588,117 +605,131 @@ impl PgStore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        // Locks in the one order: the jobs (by id), then the tasks (by id). A task's job never
-        // changes, so it is read before.
-        let find = tx
-            .prepare_cached("SELECT id, job_id FROM tasks WHERE id = ANY($1)")
-            .await?;
-        let mut job_of = HashMap::new();
-        for row in tx.query(&find, &[&ids]).await? {
-            job_of.insert(row.try_get::<_, Uuid>(0)?, row.try_get::<_, Uuid>(1)?);
-        }
-        let jobs: Vec<Uuid> = job_of
-            .values()
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        // The jobs' rows first, in id order: every writer of a task's result (this, cancel, retry)
+        // holds its job's lock, so what the next statement reads of these jobs' tasks stays true
+        // until commit (each statement of a READ COMMITTED transaction sees what committed before it).
         let lock_jobs = tx
-            .prepare_cached("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .prepare_cached(
+                "SELECT id, n_done, n_tasks, finished_ms IS NULL FROM jobs
+                 WHERE id IN (SELECT job_id FROM tasks WHERE id = ANY($1)) ORDER BY id FOR UPDATE",
+            )
             .await?;
-        tx.query(&lock_jobs, &[&jobs]).await?;
-        let lock_tasks = tx
-            .prepare_cached("SELECT id, result IS NULL FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        // Per job: (n_done, n_tasks, open).
+        let mut jobs: HashMap<Uuid, (i64, i64, bool)> = HashMap::new();
+        for row in tx.query(&lock_jobs, &[&ids]).await? {
+            jobs.insert(
+                row.try_get(0)?,
+                (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
+            );
+        }
+        let read_tasks = tx
+            .prepare_cached("SELECT id, job_id, result IS NULL FROM tasks WHERE id = ANY($1)")
             .await?;
-        let mut pending = HashMap::new();
-        for row in tx.query(&lock_tasks, &[&ids]).await? {
-            pending.insert(row.try_get::<_, Uuid>(0)?, row.try_get::<_, bool>(1)?);
+        let mut tasks: HashMap<Uuid, (Uuid, bool)> = HashMap::new();
+        for row in tx.query(&read_tasks, &[&ids]).await? {
+            tasks.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
         }
 
         // In the order of `results`: the first copy for a task without a result is new, the rest are
         // duplicates; every copy of a known task is counted.
         let mut out = Vec::with_capacity(results.len());
-        let mut deliveries: HashMap<Uuid, i64> = HashMap::new();
-        let (mut new_ids, mut new_results) = (Vec::new(), Vec::new());
-        let mut new_per_job: HashMap<Uuid, i64> = HashMap::new();
-        // The index in `out` of each job's last new result: it is the one that can finish the job.
-        let mut last_new: HashMap<Uuid, usize> = HashMap::new();
+        // Per task: copies delivered now, and the result to store if it is new.
+        let mut per_task: HashMap<Uuid, (i64, Option<String>)> = HashMap::new();
+        // Per job: new results, new failures, and the index in `out` of its last new result (the
+        // one that can finish the job).
+        let mut per_job: HashMap<Uuid, (i64, i64, usize)> = HashMap::new();
         for result in &results {
             let id = result.task_id;
-            let (Some(job_id), Some(open)) = (job_of.get(&id), pending.get_mut(&id)) else {
+            let Some((job_id, open)) = tasks.get_mut(&id) else {
                 out.push(Recorded::UnknownTask);
                 continue;
             };
-            *deliveries.entry(id).or_default() += 1;
+            let entry = per_task.entry(id).or_default();
+            entry.0 += 1;
             if *open {
                 *open = false;
-                new_ids.push(id);
-                new_results.push(serde_json::to_string(result)?);
-                *new_per_job.entry(*job_id).or_default() += 1;
-                last_new.insert(*job_id, out.len());
+                entry.1 = Some(serde_json::to_string(result)?);
+                let job = per_job.entry(*job_id).or_default();
+                job.0 += 1;
+                job.1 += i64::from(is_failure(result));
+                job.2 = out.len();
                 out.push(Recorded::New { job_finished: false });
             } else {
                 out.push(Recorded::Duplicate);
             }
         }
-        let (count_ids, counts): (Vec<Uuid>, Vec<i64>) = deliveries.into_iter().unzip();
-        let count = tx
+        if per_task.is_empty() {
+            tx.commit().await?;
+            return Ok(out);
+        }
+        let mut task_ids = Vec::with_capacity(per_task.len());
+        let mut counts = Vec::with_capacity(per_task.len());
+        let mut stored = Vec::with_capacity(per_task.len());
+        for (id, (n, result)) in per_task {
+            task_ids.push(id);
+            counts.push(n);
+            stored.push(result);
+        }
+        let mut job_ids = Vec::with_capacity(per_job.len());
+        let mut done = Vec::with_capacity(per_job.len());
+        let mut failed = Vec::with_capacity(per_job.len());
+        for (job_id, (n, f, last)) in per_job {
+            if let Some(&(n_done, n_tasks, open)) = jobs.get(&job_id)
+                && open
+                && n_done + n == n_tasks
+            {
+                out[last] = Recorded::New { job_finished: true };
+            }
+            job_ids.push(job_id);
+            done.push(n);
+            failed.push(f);
+        }
+        // One statement per table, sent together (tokio-postgres pipelines them). Task rows are
+        // locked in id order, as `mark_published` locks them, so the two never deadlock.
+        let update_tasks = tx
             .prepare_cached(
-                "UPDATE tasks SET result_deliveries = result_deliveries + u.n
-                 FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, n) WHERE tasks.id = u.id",
+                "UPDATE tasks SET result_deliveries = tasks.result_deliveries + u.n,
+                     result = COALESCE(tasks.result, u.result),
+                     published = tasks.published OR u.result IS NOT NULL
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::text[]) AS u(id, n, result)
+                 WHERE tasks.id = u.id
+                   AND tasks.id IN (SELECT id FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE)",
             )
             .await?;
-        tx.execute(&count, &[&count_ids, &counts]).await?;
-        if !new_ids.is_empty() {
-            let store = tx
-                .prepare_cached(
-                    "UPDATE tasks SET result = u.result, published = TRUE
-                     FROM UNNEST($1::uuid[], $2::text[]) AS u(id, result)
-                     WHERE tasks.id = u.id AND tasks.result IS NULL",
-                )
-                .await?;
-            tx.execute(&store, &[&new_ids, &new_results]).await?;
-            let (done_jobs, done): (Vec<Uuid>, Vec<i64>) = new_per_job.into_iter().unzip();
-            let count_done = tx
-                .prepare_cached(
-                    "UPDATE jobs SET n_done = n_done + u.n
-                     FROM UNNEST($1::uuid[], $2::bigint[]) AS u(id, n) WHERE jobs.id = u.id",
-                )
-                .await?;
-            tx.execute(&count_done, &[&done_jobs, &done]).await?;
-            let finish = tx
-                .prepare_cached(
-                    "UPDATE jobs SET finished_ms = $2
-                     WHERE id = ANY($1) AND n_done = n_tasks AND finished_ms IS NULL RETURNING id",
-                )
-                .await?;
-            for row in tx.query(&finish, &[&done_jobs, &(now_ms as i64)]).await? {
-                let job_id: Uuid = row.try_get(0)?;
-                if let Some(&i) = last_new.get(&job_id) {
-                    out[i] = Recorded::New { job_finished: true };
-                }
+        let update_jobs = tx
+            .prepare_cached(
+                "UPDATE jobs SET n_done = jobs.n_done + u.n, n_failed = jobs.n_failed + u.f,
+                     finished_ms = CASE WHEN jobs.finished_ms IS NULL AND jobs.n_done + u.n = jobs.n_tasks
+                                        THEN $4 ELSE jobs.finished_ms END
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[]) AS u(id, n, f)
+                 WHERE jobs.id = u.id",
+            )
+            .await?;
+        let now = now_ms as i64;
+        let tasks_params: [&(dyn ToSql + Sync); 3] = [&task_ids, &counts, &stored];
+        let jobs_params: [&(dyn ToSql + Sync); 4] = [&job_ids, &done, &failed, &now];
+        tokio::try_join!(tx.execute(&update_tasks, &tasks_params), async {
+            if job_ids.is_empty() {
+                Ok(0)
+            } else {
+                tx.execute(&update_jobs, &jobs_params).await
             }
-        }
+        },)?;
         tx.commit().await?;
         Ok(out)
     }
 
     pub(super) async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = snapshot(&mut client).await?;
-        let Some(job) = job_record(&tx, id).await? else {
-            tx.commit().await?;
+        // One statement: one snapshot, no transaction needed.
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS}, n_failed FROM jobs WHERE id = $1"))
+            .await?;
+        let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
             return Ok(None);
         };
-        let stmt = tx
-            .prepare_cached(
-                "SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND result IS NOT NULL
-                 AND (result::json -> 'outcome' ->> 'status') = 'failed'",
-            )
-            .await?;
-        let failed: i64 = tx.query_one(&stmt, &[&id]).await?.try_get(0)?;
-        tx.commit().await?;
-        Ok(Some((job, to_u32(failed)?)))
+        let failed: i64 = row.try_get(9)?;
+        Ok(Some((job_row(&row)?, to_u32(failed)?)))
     }
 
     pub(super) async fn job(&self, id: Uuid) -> Result<Option<(JobRecord, Vec<TaskRecord>)>, StoreError> {

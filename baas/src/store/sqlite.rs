@@ -81,6 +81,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
         version: 2,
         sql: "ALTER TABLE tasks ADD COLUMN republish_after_ms INTEGER NOT NULL DEFAULT 0;",
     },
+    // Failed tasks per job, kept by every writer of a result, so a poll of a big job does not parse
+    // every result it has; counted from the stored results once, for the jobs already there.
+    Migration {
+        version: 3,
+        sql: "
+ALTER TABLE jobs ADD COLUMN n_failed INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET n_failed = (
+    SELECT COUNT(*) FROM tasks WHERE tasks.job_id = jobs.id AND result IS NOT NULL
+    AND json_extract(result, '$.outcome.status') = 'failed'
+);
+",
+    },
 ];
 
 /// The SQLite backend. Cheap to clone.
@@ -249,16 +261,19 @@ impl SqliteStore {
                 }
                 out
             };
+            let mut stored = 0;
             {
                 let mut stmt = tx.prepare("UPDATE tasks SET result = ?2 WHERE id = ?1 AND result IS NULL")?;
                 for t in &pending {
                     let result = super::cancelled_result(t, now_ms);
-                    stmt.execute(params![t.task_id.to_string(), serde_json::to_string(&result)?])?;
+                    stored +=
+                        stmt.execute(params![t.task_id.to_string(), serde_json::to_string(&result)?])?;
                 }
             }
             tx.execute(
-                "UPDATE jobs SET n_done = n_tasks, finished_ms = ?2, cancelled_ms = ?2 WHERE id = ?1",
-                params![id.to_string(), now_ms as i64],
+                "UPDATE jobs SET n_done = n_tasks, finished_ms = ?2, cancelled_ms = ?2,
+                 n_failed = n_failed + ?3 WHERE id = ?1",
+                params![id.to_string(), now_ms as i64, stored as i64],
             )?;
             tx.commit()?;
             Ok(Some((job, pending)))
@@ -297,7 +312,7 @@ impl SqliteStore {
                 [task_id.to_string()],
             )?;
             tx.execute(
-                "UPDATE jobs SET n_done = n_done - 1, finished_ms = NULL WHERE id = ?1",
+                "UPDATE jobs SET n_done = n_done - 1, n_failed = n_failed - 1, finished_ms = NULL WHERE id = ?1",
                 [&job_id],
             )?;
             tx.commit()?;
@@ -393,29 +408,33 @@ impl SqliteStore {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(results.len());
             {
-                let mut find = tx.prepare_cached("SELECT job_id FROM tasks WHERE id = ?1")?;
+                // One writer: what `find` reads stays true until this transaction commits.
+                let mut find = tx.prepare_cached("SELECT job_id, result IS NULL FROM tasks WHERE id = ?1")?;
                 let mut count = tx
                     .prepare_cached("UPDATE tasks SET result_deliveries = result_deliveries + 1 WHERE id = ?1")?;
                 let mut store = tx.prepare_cached(
-                    "UPDATE tasks SET result = ?2, published = 1 WHERE id = ?1 AND result IS NULL",
+                    "UPDATE tasks SET result = ?2, published = 1, result_deliveries = result_deliveries + 1
+                     WHERE id = ?1",
                 )?;
-                let mut done = tx.prepare_cached("UPDATE jobs SET n_done = n_done + 1 WHERE id = ?1")?;
+                let mut done = tx
+                    .prepare_cached("UPDATE jobs SET n_done = n_done + 1, n_failed = n_failed + ?2 WHERE id = ?1")?;
                 let mut finish = tx.prepare_cached(
                     "UPDATE jobs SET finished_ms = ?2 WHERE id = ?1 AND n_done = n_tasks AND finished_ms IS NULL",
                 )?;
                 for result in &results {
                     let id = result.task_id.to_string();
-                    let job: Option<String> = find.query_row([&id], |r| r.get(0)).optional()?;
-                    let Some(job_id) = job else {
+                    let task: Option<(String, bool)> =
+                        find.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                    let Some((job_id, open)) = task else {
                         out.push(Recorded::UnknownTask);
                         continue;
                     };
-                    count.execute([&id])?;
-                    let stored = store.execute(params![id, serde_json::to_string(result)?])?;
-                    out.push(if stored == 0 {
+                    out.push(if !open {
+                        count.execute([&id])?;
                         Recorded::Duplicate
                     } else {
-                        done.execute([&job_id])?;
+                        store.execute(params![id, serde_json::to_string(result)?])?;
+                        done.execute(params![job_id, i64::from(is_failure(result))])?;
                         let finished = finish.execute(params![job_id, now_ms as i64])?;
                         Recorded::New {
                             job_finished: finished == 1,
@@ -431,16 +450,11 @@ impl SqliteStore {
 
     pub(super) async fn job_summary(&self, id: Uuid) -> Result<Option<(JobRecord, u32)>, StoreError> {
         self.read(move |c| {
-            let Some(job) = job_record(c, id)? else {
-                return Ok(None);
-            };
-            let failed: u32 = c
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM tasks WHERE job_id = ?1 AND result IS NOT NULL
-                     AND json_extract(result, '$.outcome.status') = 'failed'",
-                )?
-                .query_row([id.to_string()], |r| r.get(0))?;
-            Ok(Some((job, failed)))
+            Ok(
+                c.prepare_cached(&format!("SELECT {JOB_COLUMNS}, n_failed FROM jobs WHERE id = ?1"))?
+                    .query_row([id.to_string()], |r| Ok((job_row(r)?, r.get(9)?)))
+                    .optional()?,
+            )
         })
         .await
     }
@@ -744,7 +758,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(store.job(id).await.unwrap().unwrap().0.n_tasks, 1);
         }
-        assert_eq!(versions(&path), vec![1, 2]);
+        assert_eq!(versions(&path), vec![1, 2, 3]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -802,7 +816,7 @@ mod tests {
                 .unwrap();
             }
             let store = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1, 2], "first release: {first_release}");
+            assert_eq!(versions(&path), vec![1, 2, 3], "first release: {first_release}");
             let (job, records) = store.job(job_id).await.unwrap().unwrap();
             assert_eq!((job.n_tasks, job.cancelled_ms), (1, None));
             assert_eq!((records[0].id, records[0].attempts), (task_id, 1));
@@ -821,6 +835,7 @@ mod tests {
             // The old data works with today's code: cancel, retry, list.
             let (_, revoked) = store.cancel_job(job_id, 50).await.unwrap().unwrap();
             assert_eq!(revoked, vec![t.clone()]);
+            assert_eq!(store.job_summary(job_id).await.unwrap().unwrap().1, 1);
             let next = Uuid::new_v4();
             store
                 .insert_job(new_job(next, 1), vec![task(next, "fd")])
@@ -834,7 +849,7 @@ mod tests {
             assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next, job_id]);
             drop(store);
             let _reopened = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1, 2]);
+            assert_eq!(versions(&path), vec![1, 2, 3]);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -853,7 +868,7 @@ mod tests {
         drop(c);
         assert!(matches!(
             Store::open(Some(&path)),
-            Err(StoreError::SchemaTooNew { found: 99, known: 2 })
+            Err(StoreError::SchemaTooNew { found: 99, known: 3 })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

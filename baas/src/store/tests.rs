@@ -360,6 +360,73 @@ async fn a_batch_records_in_order_duplicates_included() {
     backends.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_recording_the_same_results_at_once_store_each_once_and_never_deadlock() {
+    let schema = PgSchema::create().await;
+    let a = Store::connect(&schema.url).await.unwrap();
+    let b = Store::connect(&schema.url).await.unwrap();
+    let mut all = Vec::new();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let id = Uuid::new_v4();
+        let tasks: Vec<TaskMessage> = (0..150).map(|_| task(id, "cos")).collect();
+        a.insert_job(new_job(id, 150), tasks.clone()).await.unwrap();
+        jobs.push(id);
+        all.extend(tasks);
+    }
+    // The same results in batches of 40 (one batch holds tasks of both jobs): one replica forwards,
+    // the other backwards, while publication marks (row locks in id order too) land on the same rows.
+    let results: Vec<TaskResult> = all.iter().map(failed).collect();
+    let record = |store: Store, results: Vec<TaskResult>| {
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            for batch in results.chunks(40) {
+                out.extend(store.record_results(batch.to_vec(), 40).await.unwrap());
+            }
+            out
+        })
+    };
+    let forward = record(a.clone(), results.clone());
+    let backward = record(b.clone(), results.iter().rev().cloned().collect());
+    let ids: Vec<Uuid> = all.iter().map(|t| t.task_id).collect();
+    let marks = {
+        let store = b.clone();
+        tokio::spawn(async move {
+            for batch in ids.chunks(30).rev() {
+                store.mark_published(batch.to_vec()).await.unwrap();
+            }
+        })
+    };
+    let (forward, backward, ()) = (
+        forward.await.unwrap(),
+        backward.await.unwrap(),
+        marks.await.unwrap(),
+    );
+    let recorded: Vec<Recorded> = forward.into_iter().chain(backward).collect();
+    let new = recorded
+        .iter()
+        .filter(|r| matches!(r, Recorded::New { .. }))
+        .count();
+    let finished = recorded
+        .iter()
+        .filter(|r| matches!(r, Recorded::New { job_finished: true }))
+        .count();
+    assert_eq!((new, recorded.len() - new, finished), (300, 300, 2));
+    for id in jobs {
+        let (job, records) = a.job(id).await.unwrap().unwrap();
+        assert_eq!((job.n_done, job.finished_ms), (150, Some(40)));
+        assert!(
+            records
+                .iter()
+                .all(|r| r.result_deliveries == 2 && r.result.is_some())
+        );
+        assert_eq!(b.job_summary(id).await.unwrap().unwrap().1, 150);
+    }
+    assert!(a.unpublished_tasks(u64::MAX / 2, 10).await.unwrap().is_empty());
+    drop((a, b));
+    schema.drop().await;
+}
+
 #[tokio::test]
 async fn idempotency_keys_return_the_first_job_or_a_conflict() {
     let backends = Backends::new().await;
@@ -478,6 +545,16 @@ async fn cancel_retry_and_listing_agree() {
             "{name}"
         );
         assert!(records.iter().all(|r| r.result.as_ref().is_some_and(is_failure)));
+        // The failed count a poll reads agrees with the results, cancelled ones included.
+        for (id, expected) in [(ids[0], 2), (ids[1], 1), (ids[2], 2), (ids[3], 0)] {
+            let (_, records) = store.job(id).await.unwrap().unwrap();
+            let counted = records
+                .iter()
+                .filter(|r| r.result.as_ref().is_some_and(is_failure))
+                .count() as u32;
+            let (_, n_failed) = store.job_summary(id).await.unwrap().unwrap();
+            assert_eq!((n_failed, counted), (expected, expected), "{name}");
+        }
 
         let list = |status: Option<JobStatus>, before_seq: Option<i64>, limit: usize| {
             let store = store.clone();
@@ -543,6 +620,7 @@ async fn cancel_retry_and_listing_agree() {
         );
         let (job, records) = store.job(ids[0]).await.unwrap().unwrap();
         assert_eq!((job.n_done, job.finished_ms), (1, None), "{name}");
+        assert_eq!(store.job_summary(ids[0]).await.unwrap().unwrap().1, 1, "{name}");
         assert_eq!(
             records.iter().map(|r| r.attempts).collect::<Vec<_>>(),
             vec![1, 2],
@@ -609,8 +687,74 @@ async fn postgres_migrations_are_idempotent_on_reconnect() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     schema.drop().await;
+}
+
+/// A job with one failed, one succeeded and one pending task, in `store`; returns its id.
+async fn job_with_one_failure(store: &Store) -> Uuid {
+    let id = Uuid::new_v4();
+    let tasks = vec![task(id, "cos"), task(id, "fd"), task(id, "mc")];
+    store.insert_job(new_job(id, 3), tasks.clone()).await.unwrap();
+    let mut ok = failed(&tasks[1]);
+    ok.outcome = Outcome::Succeeded(protocol::Measurement {
+        values: vec![1.0],
+        std_errors: None,
+        reference: vec![1.0],
+        relerr: 0.0,
+        reached: true,
+        level: 0,
+        setting: "n = 1".into(),
+        times_s: vec![1e-6],
+        threads: 1,
+    });
+    store
+        .record_results(vec![failed(&tasks[0]), ok], 5)
+        .await
+        .unwrap();
+    assert_eq!(store.job_summary(id).await.unwrap().unwrap().1, 1);
+    id
+}
+
+#[tokio::test]
+async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their_results() {
+    // PostgreSQL: roll the schema back to version 2 (no counter), then reconnect.
+    let schema = PgSchema::create().await;
+    let pg_job = job_with_one_failure(&Store::connect(&schema.url).await.unwrap()).await;
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version = 3",
+        )
+        .await
+        .unwrap();
+    let pg = Store::connect(&schema.url).await.unwrap();
+    assert_eq!(pg.job_summary(pg_job).await.unwrap().unwrap().1, 1, "postgres");
+    drop(pg);
+    schema.drop().await;
+
+    // SQLite: the same with a file.
+    let dir = std::env::temp_dir().join(format!("baas-store-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("baas.db");
+    let sqlite_job = job_with_one_failure(&Store::open(Some(&file)).unwrap()).await;
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version = 3",
+        )
+        .unwrap();
+    let sqlite = Store::open(Some(&file)).unwrap();
+    assert_eq!(
+        sqlite.job_summary(sqlite_job).await.unwrap().unwrap().1,
+        1,
+        "sqlite"
+    );
+    drop(sqlite);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

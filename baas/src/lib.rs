@@ -12,6 +12,8 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod accounts;
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod jobs;
@@ -112,6 +114,8 @@ pub struct AppState {
     pub cors_origins: Arc<Vec<String>>,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// Whether users exist (authentication on), failed authentications per client.
+    pub accounts: Arc<auth::Accounts>,
 }
 
 impl AppState {
@@ -129,6 +133,7 @@ impl AppState {
             auth: Arc::new(auth::Tokens::default()),
             cors_origins: Arc::new(Vec::new()),
             metrics: metrics::Metrics::new(),
+            accounts: Arc::new(auth::Accounts::default()),
         }
     }
 }

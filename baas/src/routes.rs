@@ -44,6 +44,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "jobs", description = "Submit jobs and read their rankings"),
         (name = "catalogue", description = "The BENCHOP problems and the methods"),
         (name = "rankings", description = "Leaderboards across completed jobs"),
+        (name = "accounts", description = "Who am I; users and tokens (the `admin` scope)"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -68,6 +69,7 @@ impl utoipa::Modify for BearerScheme {
 pub fn app(state: AppState) -> Router {
     let (router, mut openapi) = api_router().split_for_parts();
     add_job_examples(&mut openapi);
+    add_auth_responses(&mut openapi);
     router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -163,7 +165,56 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 
 /// The OpenAPI description of the API, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+    let mut openapi = api_router().into_openapi();
+    add_auth_responses(&mut openapi);
+    openapi
+}
+
+/// The answers of the authentication middleware (`crate::auth::require_token`) on every operation it
+/// guards: `401` without a valid token, `403` without the scope, `429` after too many failures.
+fn add_auth_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ApiError",
+                        ))))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if crate::auth::is_public(path) {
+            continue;
+        }
+        let ops = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for op in ops.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                error("A token is needed and none, or no valid one, was given (`unauthorized`)")
+            });
+            responses
+                .entry("403".into())
+                .or_insert_with(|| error("The token lacks the scope this needs (`insufficient_scope`)"));
+            responses.entry("429".into()).or_insert_with(|| {
+                error(
+                    "Too many failed authentications from this address (`too_many_failures`, `Retry-After`)",
+                )
+            });
+        }
+    }
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -182,6 +233,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(job_plot))
         .routes(routes!(leaderboard_plot))
         .routes(routes!(leaderboard_matrix))
+        .merge(crate::admin::router())
 }
 
 /// Serve `app(state)` on `listener` until `token` is cancelled, then finish in-flight requests.
@@ -190,9 +242,13 @@ pub async fn serve(
     state: AppState,
     token: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
+    // The peer's address reaches the middleware, which counts failed authentications per client.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(token.cancelled_owned())
+    .await
 }
 
 /// Liveness: the process answers.
@@ -356,7 +412,7 @@ async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -> Re
         .into_response())
 }
 
-fn json_rejection(rejection: JsonRejection) -> AppError {
+pub(crate) fn json_rejection(rejection: JsonRejection) -> AppError {
     let (status, code) = match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
@@ -373,10 +429,15 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
 }
 
 fn parse_id(id: &str) -> Result<Uuid, AppError> {
+    parse_uuid(id, "job")
+}
+
+/// `id` as the UUID of a `what` (`job`, `token`), or `400 invalid_id`.
+pub(crate) fn parse_uuid(id: &str, what: &str) -> Result<Uuid, AppError> {
     id.parse().map_err(|_| AppError::BadRequest {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_id",
-        message: format!("`{id}` is not a job id (a UUID)"),
+        message: format!("`{id}` is not a {what} id (a UUID)"),
         details: serde_json::Value::Null,
     })
 }

@@ -2,6 +2,7 @@
 //! process, or drive a running server (submit, status, watch, cancel, leaderboard, plot). The distributed
 //! services are the `baas`, `worker` and `monitor` binaries.
 
+mod admin;
 mod bench;
 mod client;
 mod loadtest;
@@ -205,6 +206,9 @@ enum Command {
     /// Load-test the real system over RabbitMQ: trivial tasks through baas and worker processes, beside
     /// the bare broker's ceiling (tasks/s, round-trip percentiles, CPU per task, peak memory).
     Loadtest(loadtest::Args),
+    /// Users and API tokens, on the job store directly (make the first admin here): `admin user add`,
+    /// `admin user list`, `admin token create`, `admin token list`, `admin token revoke`.
+    Admin(admin::AdminArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -433,6 +437,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             client::plot(&remote, target, kind, output, json).await?
         }
         Command::Loadtest(args) => loadtest::run(args).await?,
+        Command::Admin(args) => admin::run(args).await?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "benchop", &mut std::io::stdout());
         }

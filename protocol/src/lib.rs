@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod accounts;
 #[cfg(feature = "amqp")]
 pub mod amqp;
 pub mod api;

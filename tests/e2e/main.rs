@@ -1,5 +1,6 @@
 //! End-to-end tests: real `baas`, `worker` and `benchop` processes, the real RabbitMQ.
 
+mod accounts;
 mod broker_node;
 mod browser;
 mod certs;

@@ -1,6 +1,7 @@
 //! Schemathesis (property-based API testing from the OpenAPI description) against a live baas with a
 //! worker over RabbitMQ: no response may be a 5xx, have an undocumented status, content type or
-//! header, or violate its schema. `scripts/test` installs schemathesis into a virtualenv.
+//! header, or violate its schema. It runs with authentication on, as an admin with every scope.
+//! `scripts/test` installs schemathesis into a virtualenv.
 //!
 //! Checks left out, on purpose: `positive_data_acceptance` (a schema-valid job may still be refused,
 //! e.g. a method that does not apply to the problem — the schema cannot say which pairs apply),
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::accounts::admin;
 use crate::support::{Baas, Proc, Vhost};
 
 const HOW_TO_INSTALL: &str = "schemathesis is needed: scripts/test installs it with \
@@ -46,6 +48,21 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         &["--name", "schemathesis-w", "--concurrency", "2"],
         &[("AMQP_URL", vhost.url())],
     );
+    // With authentication on: an admin's token with every scope, so every endpoint is reachable.
+    admin(&baas, &["user", "add", "fuzzer", "--role", "admin"]);
+    let token = admin(
+        &baas,
+        &[
+            "token",
+            "create",
+            "fuzzer",
+            "--scope",
+            "read,submit,manage,admin",
+            "--expires",
+            "1h",
+        ],
+    );
+    let auth_header = format!("Authorization: Bearer {}", token.trim());
     let report = std::env::temp_dir().join(format!(
         "benchop-schemathesis-{}.txt",
         uuid::Uuid::new_v4().simple()
@@ -67,6 +84,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             "70",
             "--max-failures",
             "10",
+            "--header",
+            &auth_header,
         ])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -323,6 +323,21 @@ impl Baas {
         self.proc_ = Some(proc_);
     }
 
+    /// The environment that points a `benchop admin` command at this baas's job store.
+    pub fn store_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("BENCHOP_DATA_DIR", self.data.display().to_string())];
+        let url = self.schema.as_ref().map(|s| s.url.clone()).or_else(|| {
+            self.extra_env
+                .iter()
+                .find(|(k, _)| k == "BAAS_DATABASE_URL")
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(url) = url {
+            env.push(("BAAS_DATABASE_URL", url));
+        }
+        env
+    }
+
     /// Submit a job (must be accepted) and return its id.
     pub async fn submit(&self, http: &reqwest::Client, body: &Value) -> String {
         let r = http

@@ -212,6 +212,9 @@ macro_rules! on_backend {
     };
 }
 
+mod accounts;
+pub use accounts::{Role, Scope, TokenOwner, TokenRecord, UserRecord, parse_scopes, scopes_text};
+
 /// The job store over SQLite or PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -706,8 +709,8 @@ fn page(mut jobs: Vec<(JobRecord, i64)>, limit: usize) -> (Vec<JobRecord>, Optio
     (jobs.into_iter().map(|(j, _)| j).collect(), next)
 }
 
-/// Unix time in ms (for `schema_migrations.applied_ms`).
-fn now_ms() -> u64 {
+/// Unix time in ms.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

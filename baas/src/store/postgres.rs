@@ -19,7 +19,8 @@ use uuid::Uuid;
 use protocol::{TaskMessage, TaskResult};
 
 use super::{
-    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, is_failure, now_ms,
+    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, TokenOwner,
+    TokenRecord, UserRecord, accounts, is_failure, now_ms,
 };
 
 /// Connections in the pool.
@@ -82,6 +83,27 @@ UPDATE jobs SET n_failed = f.n FROM (
     WHERE result IS NOT NULL AND (result::json -> 'outcome' ->> 'status') = 'failed'
     GROUP BY job_id
 ) AS f WHERE jobs.id = f.job_id;
+",
+    },
+    // Accounts: users with a role, and API tokens kept only as the SHA-256 of their secret.
+    Migration {
+        version: 4,
+        sql: "
+CREATE TABLE users (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE api_tokens (
+    id         UUID PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES users(name),
+    hash       TEXT NOT NULL UNIQUE,
+    scopes     TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT,
+    revoked_ms BIGINT
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_name);
 ",
     },
 ];
@@ -820,6 +842,141 @@ impl PgStore {
         client.simple_query("SELECT 1").await?;
         Ok(())
     }
+}
+
+// Accounts (see `super::accounts`).
+impl PgStore {
+    pub(super) async fn add_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO users (name, role, created_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            )
+            .await?;
+        let added = client
+            .execute(
+                &stmt,
+                &[&user.name, &user.role.as_str(), &(user.created_ms as i64)],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    pub(super) async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT name, role, created_ms FROM users ORDER BY name")
+            .await?;
+        client
+            .query(&stmt, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(UserRecord {
+                    name: r.try_get(0)?,
+                    role: accounts::role_of(r.try_get(1)?)?,
+                    created_ms: r.try_get::<_, i64>(2)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn has_users(&self) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")
+            .await?;
+        Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
+    }
+
+    pub(super) async fn add_token(&self, token: TokenRecord, hash: String) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        // Inserted only if the user exists, in one statement.
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO api_tokens (id, user_name, hash, scopes, created_ms, expires_ms)
+                 SELECT $1, name, $3, $4, $5, $6 FROM users WHERE name = $2",
+            )
+            .await?;
+        let added = client
+            .execute(
+                &stmt,
+                &[
+                    &token.id,
+                    &token.user,
+                    &hash,
+                    &accounts::scopes_text(&token.scopes),
+                    &(token.created_ms as i64),
+                    &token.expires_ms.map(|v| v as i64),
+                ],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    pub(super) async fn tokens(&self, user: Option<String>) -> Result<Vec<TokenRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE $1::text IS NULL OR user_name = $1
+                 ORDER BY created_ms DESC, id"
+            ))
+            .await?;
+        client
+            .query(&stmt, &[&user])
+            .await?
+            .iter()
+            .map(token_row)
+            .collect()
+    }
+
+    pub(super) async fn revoke_token(
+        &self,
+        id: Uuid,
+        now_ms: u64,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, $2) WHERE id = $1
+                 RETURNING {TOKEN_COLUMNS}"
+            ))
+            .await?;
+        client
+            .query_opt(&stmt, &[&id, &(now_ms as i64)])
+            .await?
+            .as_ref()
+            .map(token_row)
+            .transpose()
+    }
+
+    pub(super) async fn token_by_hash(&self, hash: String) -> Result<Option<TokenOwner>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT t.id, t.user_name, t.scopes, t.created_ms, t.expires_ms, t.revoked_ms, u.role
+                 FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.hash = $1",
+            )
+            .await?;
+        client
+            .query_opt(&stmt, &[&hash])
+            .await?
+            .map(|r| Ok((token_row(&r)?, accounts::role_of(r.try_get(6)?)?)))
+            .transpose()
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, user_name, scopes, created_ms, expires_ms, revoked_ms";
+
+fn token_row(r: &Row) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: r.try_get(0)?,
+        user: r.try_get(1)?,
+        scopes: accounts::scopes_of(r.try_get(2)?)?,
+        created_ms: r.try_get::<_, i64>(3)? as u64,
+        expires_ms: r.try_get::<_, Option<i64>>(4)?.map(|v| v as u64),
+        revoked_ms: r.try_get::<_, Option<i64>>(5)?.map(|v| v as u64),
+    })
 }
 
 /// A read-only transaction over one snapshot.

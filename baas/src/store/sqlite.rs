@@ -17,7 +17,8 @@ use uuid::Uuid;
 use protocol::{TaskMessage, TaskResult};
 
 use super::{
-    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, is_failure, now_ms,
+    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, TokenOwner,
+    TokenRecord, UserRecord, accounts, is_failure, now_ms,
 };
 
 /// Read-only connections a file store opens beside its writer.
@@ -91,6 +92,27 @@ UPDATE jobs SET n_failed = (
     SELECT COUNT(*) FROM tasks WHERE tasks.job_id = jobs.id AND result IS NOT NULL
     AND json_extract(result, '$.outcome.status') = 'failed'
 );
+",
+    },
+    // Accounts: users with a role, and API tokens kept only as the SHA-256 of their secret.
+    Migration {
+        version: 4,
+        sql: "
+CREATE TABLE users (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE api_tokens (
+    id         TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES users(name),
+    hash       TEXT NOT NULL UNIQUE,
+    scopes     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked_ms INTEGER
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_name);
 ",
     },
 ];
@@ -560,6 +582,154 @@ impl SqliteStore {
 
 /// Apply every migration newer than the store's version, in one `IMMEDIATE` transaction (so two
 /// processes opening one file at once take turns).
+// Accounts (see `super::accounts`).
+impl SqliteStore {
+    pub(super) async fn add_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        self.call(move |c| {
+            let added = c.execute(
+                "INSERT INTO users (name, role, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+                params![user.name, user.role.as_str(), user.created_ms as i64],
+            )?;
+            Ok(added == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT name, role, created_ms FROM users ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, role, created_ms) = row?;
+                out.push(UserRecord {
+                    name,
+                    role: accounts::role_of(&role)?,
+                    created_ms: created_ms as u64,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn has_users(&self) -> Result<bool, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
+                .query_row([], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    pub(super) async fn add_token(&self, token: TokenRecord, hash: String) -> Result<bool, StoreError> {
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let known: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+                [&token.user],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO api_tokens (id, user_name, hash, scopes, created_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token.id.to_string(),
+                    token.user,
+                    hash,
+                    accounts::scopes_text(&token.scopes),
+                    token.created_ms as i64,
+                    token.expires_ms.map(|v| v as i64),
+                ],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub(super) async fn tokens(&self, user: Option<String>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ?1 IS NULL OR user_name = ?1
+                 ORDER BY created_ms DESC, id"
+            ))?;
+            let rows = stmt.query_map([user], token_row)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(token_record(row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn revoke_token(
+        &self,
+        id: Uuid,
+        now_ms: u64,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, ?2) WHERE id = ?1",
+                params![id.to_string(), now_ms as i64],
+            )?;
+            let row = c
+                .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"))?
+                .query_row([id.to_string()], token_row)
+                .optional()?;
+            row.map(token_record).transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn token_by_hash(&self, hash: String) -> Result<Option<TokenOwner>, StoreError> {
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT t.id, t.user_name, t.scopes, t.created_ms, t.expires_ms, t.revoked_ms, u.role
+                     FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.hash = ?1",
+                )?
+                .query_row([hash], |r| Ok((token_row(r)?, r.get::<_, String>(6)?)))
+                .optional()?;
+            row.map(|(t, role)| Ok((token_record(t)?, accounts::role_of(&role)?)))
+                .transpose()
+        })
+        .await
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, user_name, scopes, created_ms, expires_ms, revoked_ms";
+
+type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>);
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn token_record(
+    (id, user, scopes, created_ms, expires_ms, revoked_ms): TokenRow,
+) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Invalid(format!("token id {id} is not a UUID")))?,
+        user,
+        scopes: accounts::scopes_of(&scopes)?,
+        created_ms: created_ms as u64,
+        expires_ms: expires_ms.map(|v| v as u64),
+        revoked_ms: revoked_ms.map(|v| v as u64),
+    })
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(
@@ -758,7 +928,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(store.job(id).await.unwrap().unwrap().0.n_tasks, 1);
         }
-        assert_eq!(versions(&path), vec![1, 2, 3]);
+        assert_eq!(versions(&path), vec![1, 2, 3, 4]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -816,7 +986,11 @@ mod tests {
                 .unwrap();
             }
             let store = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1, 2, 3], "first release: {first_release}");
+            assert_eq!(
+                versions(&path),
+                vec![1, 2, 3, 4],
+                "first release: {first_release}"
+            );
             let (job, records) = store.job(job_id).await.unwrap().unwrap();
             assert_eq!((job.n_tasks, job.cancelled_ms), (1, None));
             assert_eq!((records[0].id, records[0].attempts), (task_id, 1));
@@ -849,7 +1023,7 @@ mod tests {
             assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next, job_id]);
             drop(store);
             let _reopened = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1, 2, 3]);
+            assert_eq!(versions(&path), vec![1, 2, 3, 4]);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -868,7 +1042,7 @@ mod tests {
         drop(c);
         assert!(matches!(
             Store::open(Some(&path)),
-            Err(StoreError::SchemaTooNew { found: 99, known: 3 })
+            Err(StoreError::SchemaTooNew { found: 99, known: 4 })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -687,7 +687,7 @@ async fn postgres_migrations_are_idempotent_on_reconnect() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     schema.drop().await;
 }
 
@@ -718,7 +718,7 @@ async fn job_with_one_failure(store: &Store) -> Uuid {
 
 #[tokio::test]
 async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their_results() {
-    // PostgreSQL: roll the schema back to version 2 (no counter), then reconnect.
+    // PostgreSQL: roll the schema back to version 2 (no counter, no accounts), then reconnect.
     let schema = PgSchema::create().await;
     let pg_job = job_with_one_failure(&Store::connect(&schema.url).await.unwrap()).await;
     let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
@@ -727,7 +727,8 @@ async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their
     tokio::spawn(connection);
     client
         .batch_execute(
-            "ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version = 3",
+            "DROP TABLE api_tokens; DROP TABLE users; ALTER TABLE jobs DROP COLUMN n_failed;
+             DELETE FROM schema_migrations WHERE version >= 3",
         )
         .await
         .unwrap();
@@ -744,7 +745,8 @@ async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(
-            "ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version = 3",
+            "DROP TABLE api_tokens; DROP TABLE users; ALTER TABLE jobs DROP COLUMN n_failed;
+             DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();
     let sqlite = Store::open(Some(&file)).unwrap();
@@ -916,4 +918,71 @@ impl Store {
         queue(&mut pending);
         true
     }
+}
+
+#[tokio::test]
+async fn users_and_tokens_are_kept_with_their_hash_scopes_and_revocation() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        assert!(!store.has_users().await.unwrap(), "{name}");
+        let alice = UserRecord {
+            name: "alice".into(),
+            role: Role::User,
+            created_ms: 5,
+        };
+        assert!(store.add_user(alice.clone()).await.unwrap(), "{name}");
+        assert!(
+            !store.add_user(alice.clone()).await.unwrap(),
+            "{name}: a name is unique"
+        );
+        let root = UserRecord {
+            name: "root".into(),
+            role: Role::Admin,
+            created_ms: 6,
+        };
+        assert!(store.add_user(root.clone()).await.unwrap());
+        assert!(store.has_users().await.unwrap(), "{name}");
+        assert_eq!(store.users().await.unwrap(), vec![alice, root], "{name}");
+
+        let token = |user: &str, created_ms: u64| TokenRecord {
+            id: Uuid::new_v4(),
+            user: user.into(),
+            scopes: vec![Scope::Read, Scope::Submit],
+            created_ms,
+            expires_ms: Some(1_000),
+            revoked_ms: None,
+        };
+        let (a, b) = (token("alice", 10), token("root", 11));
+        assert!(store.add_token(a.clone(), "hash-a".into()).await.unwrap());
+        assert!(store.add_token(b.clone(), "hash-b".into()).await.unwrap());
+        assert!(
+            !store
+                .add_token(token("nobody", 12), "hash-c".into())
+                .await
+                .unwrap(),
+            "{name}: a token needs its user"
+        );
+        assert_eq!(
+            store.token_by_hash("hash-a".into()).await.unwrap(),
+            Some((a.clone(), Role::User)),
+            "{name}"
+        );
+        assert_eq!(store.token_by_hash("hash-x".into()).await.unwrap(), None);
+        assert_eq!(
+            store.tokens(None).await.unwrap(),
+            vec![b.clone(), a.clone()],
+            "{name}"
+        );
+        assert_eq!(store.tokens(Some("alice".into())).await.unwrap(), vec![a.clone()]);
+
+        let revoked = store.revoke_token(a.id, 50).await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_ms, Some(50), "{name}");
+        let again = store.revoke_token(a.id, 60).await.unwrap().unwrap();
+        assert_eq!(again.revoked_ms, Some(50), "{name}: the first revocation stands");
+        assert!(store.revoke_token(Uuid::new_v4(), 1).await.unwrap().is_none());
+        let (found, _) = store.token_by_hash("hash-a".into()).await.unwrap().unwrap();
+        assert!(!found.is_live(51), "{name}");
+        assert!(b.is_live(999) && !b.is_live(1_000), "{name}: expiry");
+    }
+    backends.finish().await;
 }

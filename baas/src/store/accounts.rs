@@ -1,0 +1,94 @@
+//! Accounts in the store: users with a role, and API tokens, each stored only as the SHA-256 of its
+//! secret, with scopes, an expiry and a revocation time. Both backends keep them (migration 4).
+
+use uuid::Uuid;
+
+pub use protocol::accounts::{Role, Scope, parse_scopes, scopes_text};
+
+use super::{Backend, Store, StoreError};
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Created, Unix ms.
+    pub created_ms: u64,
+}
+
+/// An API token as stored, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Public id (to list and revoke it).
+    pub id: Uuid,
+    /// Its user.
+    pub user: String,
+    /// What it allows.
+    pub scopes: Vec<Scope>,
+    /// Created, Unix ms.
+    pub created_ms: u64,
+    /// Expires at, Unix ms; `None` never.
+    pub expires_ms: Option<u64>,
+    /// Revoked at, Unix ms.
+    pub revoked_ms: Option<u64>,
+}
+
+impl TokenRecord {
+    /// Usable at `now_ms`: neither revoked nor expired.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.revoked_ms.is_none() && self.expires_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
+/// A token looked up by its hash: the record and its user's role.
+pub type TokenOwner = (TokenRecord, Role);
+
+impl Store {
+    /// Add a user; `false` when the name is taken.
+    pub async fn add_user(&self, user: UserRecord) -> Result<bool, StoreError> {
+        on_backend!(&self.backend, b => b.add_user(user).await)
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        on_backend!(&self.backend, b => b.users().await)
+    }
+
+    /// Whether any user exists (authentication is on from then on).
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        on_backend!(&self.backend, b => b.has_users().await)
+    }
+
+    /// Store a token (its secret only as `hash`); `false` when its user does not exist.
+    pub async fn add_token(&self, token: TokenRecord, hash: String) -> Result<bool, StoreError> {
+        on_backend!(&self.backend, b => b.add_token(token, hash).await)
+    }
+
+    /// Tokens, newest first; of one user when `user` is given.
+    pub async fn tokens(&self, user: Option<String>) -> Result<Vec<TokenRecord>, StoreError> {
+        on_backend!(&self.backend, b => b.tokens(user).await)
+    }
+
+    /// Revoke a token at `now_ms` (a revoked token stays revoked at its first time); `None` when no
+    /// token has this id.
+    pub async fn revoke_token(&self, id: Uuid, now_ms: u64) -> Result<Option<TokenRecord>, StoreError> {
+        on_backend!(&self.backend, b => b.revoke_token(id, now_ms).await)
+    }
+
+    /// The token whose secret hashes to `hash`, with its user's role.
+    pub async fn token_by_hash(&self, hash: String) -> Result<Option<TokenOwner>, StoreError> {
+        on_backend!(&self.backend, b => b.token_by_hash(hash).await)
+    }
+}
+
+/// Decode a role or scopes column.
+pub(super) fn role_of(text: &str) -> Result<Role, StoreError> {
+    text.parse().map_err(StoreError::Invalid)
+}
+
+/// Decode a scopes column.
+pub(super) fn scopes_of(text: &str) -> Result<Vec<Scope>, StoreError> {
+    parse_scopes(text).map_err(StoreError::Invalid)
+}

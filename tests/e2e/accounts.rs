@@ -1,0 +1,297 @@
+//! Accounts: a baas without users is open; `benchop admin` (on the store) makes the first admin, and
+//! from then on every request but the catalogue and health needs a token, whose scopes, revocation and
+//! failure limit the server enforces; the admin API manages users and tokens over HTTP.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{self, Baas, Vhost};
+
+/// Run `benchop admin <args>` on `baas`'s store; returns stdout (the command must succeed).
+pub(crate) fn admin(baas: &Baas, args: &[&str]) -> String {
+    let out = Command::new(support::bin("benchop"))
+        .arg("admin")
+        .args(args)
+        .envs(baas.store_env())
+        .output()
+        .expect("run benchop admin");
+    assert!(
+        out.status.success(),
+        "benchop admin {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `benchop admin <args>` that must fail; returns its one-line reason.
+fn admin_refused(baas: &Baas, args: &[&str]) -> String {
+    let out = Command::new(support::bin("benchop"))
+        .arg("admin")
+        .args(args)
+        .envs(baas.store_env())
+        .output()
+        .expect("run benchop admin");
+    assert!(!out.status.success(), "benchop admin {args:?} was accepted");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = http.request(method, url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_user_turns_authentication_on_and_tokens_carry_scopes_and_revocation() {
+    use reqwest::Method;
+    let vhost = Vhost::new("accounts");
+    let baas = Baas::start(&vhost.url()).await;
+    let http = support::client();
+    let url = |p: &str| format!("{}{p}", baas.base);
+
+    // No user: open, anonymous.
+    let (s, me) = call(&http, Method::GET, &url("/v1/me"), None, None).await;
+    assert_eq!(
+        (s, &me["authentication"]),
+        (StatusCode::OK, &json!(false)),
+        "{me}"
+    );
+    assert_eq!(
+        call(&http, Method::GET, &url("/v1/jobs"), None, None).await.0,
+        StatusCode::OK
+    );
+
+    // The first admin, from the command line, on the store.
+    assert!(admin(&baas, &["user", "add", "root", "--role", "admin"]).contains("root"));
+    let root = admin(
+        &baas,
+        &[
+            "token",
+            "create",
+            "root",
+            "--scope",
+            "read,submit,admin",
+            "--expires",
+            "1h",
+        ],
+    );
+    let root = root.trim();
+    assert!(root.starts_with("bop_") && root.len() == 68, "{root}");
+    let err = admin_refused(&baas, &["user", "add", "root"]);
+    assert!(err.contains("exists already"), "{err}");
+    let err = admin_refused(&baas, &["token", "create", "nobody"]);
+    assert!(err.contains("no user `nobody`"), "{err}");
+
+    // The server notices within a second: reads need a token now; catalogue and health do not.
+    let start = Instant::now();
+    loop {
+        let (s, body) = call(&http, Method::GET, &url("/v1/jobs"), None, None).await;
+        if s == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["code"], "unauthorized", "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "authentication never came on"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for open in ["/v1/problems", "/v1/problems/1aI", "/healthz", "/openapi.json"] {
+        assert_eq!(
+            call(&http, Method::GET, &url(open), None, None).await.0,
+            StatusCode::OK,
+            "{open}"
+        );
+    }
+    let (s, me) = call(&http, Method::GET, &url("/v1/me"), Some(root), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (&me["authentication"], &me["name"], &me["role"]),
+        (&json!(true), &json!("root"), &json!("admin")),
+        "{me}"
+    );
+
+    // Users and tokens over the admin API: what is refused, and why.
+    let refusals = [
+        (
+            json!({"name": "alice"}),
+            StatusCode::CREATED,
+            None,
+            "/v1/admin/users",
+        ),
+        (
+            json!({"name": "alice"}),
+            StatusCode::CONFLICT,
+            Some("user_exists"),
+            "/v1/admin/users",
+        ),
+        (
+            json!({"name": "Alice!"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_field"),
+            "/v1/admin/users",
+        ),
+        (
+            json!({"user": "alice", "scopes": ["admin"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("scope_not_allowed"),
+            "/v1/admin/tokens",
+        ),
+        (
+            json!({"user": "alice", "expires_in": "5y"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_field"),
+            "/v1/admin/tokens",
+        ),
+        (
+            json!({"user": "bob"}),
+            StatusCode::NOT_FOUND,
+            Some("user_not_found"),
+            "/v1/admin/tokens",
+        ),
+    ];
+    for (body, status, code, path) in refusals {
+        let (s, answer) = call(&http, Method::POST, &url(path), Some(root), Some(body.clone())).await;
+        assert_eq!(s, status, "{body} → {answer}");
+        if let Some(code) = code {
+            assert_eq!(answer["code"], code, "{body} → {answer}");
+        }
+    }
+    let (s, reader) = call(
+        &http,
+        Method::POST,
+        &url("/v1/admin/tokens"),
+        Some(root),
+        Some(json!({"user": "alice", "scopes": ["read"], "expires_in": "30m"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{reader}");
+    let reader_token = reader["token"].as_str().unwrap().to_owned();
+    let reader_id = reader["record"]["id"].as_str().unwrap().to_owned();
+    assert!(reader["record"]["expires_ms"].as_u64().is_some(), "{reader}");
+
+    // Scopes: read may read, not submit, not administer.
+    let job = json!({ "problem": "1aI", "methods": ["closed-form"] });
+    assert_eq!(
+        call(&http, Method::GET, &url("/v1/jobs"), Some(&reader_token), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (s, body) = call(
+        &http,
+        Method::POST,
+        &url("/v1/jobs"),
+        Some(&reader_token),
+        Some(job.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("insufficient_scope")),
+        "{body}"
+    );
+    assert_eq!(body["details"]["needed"], "submit", "{body}");
+    let (s, _) = call(
+        &http,
+        Method::GET,
+        &url("/v1/admin/users"),
+        Some(&reader_token),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let submitter = admin(&baas, &["token", "create", "alice", "--scope", "read,submit"]);
+    let (s, accepted) = call(
+        &http,
+        Method::POST,
+        &url("/v1/jobs"),
+        Some(submitter.trim()),
+        Some(job),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+
+    // Listing shows no secret; revocation takes effect on the next request.
+    let (s, list) = call(
+        &http,
+        Method::GET,
+        &url("/v1/admin/tokens?user=alice"),
+        Some(root),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(
+        !list.to_string().contains(&reader_token[4..]),
+        "a secret in the listing"
+    );
+    let listed = admin(&baas, &["token", "list", "--json"]);
+    assert!(
+        !listed.contains(&reader_token[4..]) && !listed.contains(root),
+        "a secret in the CLI listing"
+    );
+    let (s, revoked) = call(
+        &http,
+        Method::DELETE,
+        &url(&format!("/v1/admin/tokens/{reader_id}")),
+        Some(root),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_ms"].as_u64().is_some(), "{revoked}");
+    let (s, body) = call(&http, Method::GET, &url("/v1/jobs"), Some(&reader_token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body["message"].as_str().unwrap().contains("revoked"), "{body}");
+    let (s, _) = call(
+        &http,
+        Method::DELETE,
+        &url(&format!("/v1/admin/tokens/{}", uuid::Uuid::new_v4())),
+        Some(root),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(admin(&baas, &["token", "list", "alice"]).contains("revoked"));
+
+    // Guessing is cut off: after 10 failures in a minute this client gets 429, even with a good token.
+    // (The first failure was the revoked token above.)
+    for i in 0..9 {
+        let (s, _) = call(
+            &http,
+            Method::GET,
+            &url("/v1/jobs"),
+            Some(&format!("bop_guess{i}")),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let r = http.get(url("/v1/jobs")).bearer_auth(root).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_failures", "{body}");
+}

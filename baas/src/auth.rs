@@ -200,6 +200,8 @@ fn needed_scope(method: &Method, path: &str) -> Scope {
         Scope::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Scope::Read
+    } else if path.starts_with("/v1/jobs/") && (path.ends_with("/visibility") || path.contains("/shares")) {
+        Scope::Manage
     } else {
         Scope::Submit
     }
@@ -356,6 +358,13 @@ mod tests {
         assert_eq!(needed_scope(&Method::GET, "/v1/admin/tokens"), Scope::Admin);
         assert_eq!(needed_scope(&Method::POST, "/v1/admin"), Scope::Admin);
         assert_eq!(needed_scope(&Method::GET, "/v1/administrators"), Scope::Read);
+        assert_eq!(needed_scope(&Method::PUT, "/v1/jobs/x/visibility"), Scope::Manage);
+        assert_eq!(needed_scope(&Method::PUT, "/v1/jobs/x/shares/bob"), Scope::Manage);
+        assert_eq!(
+            needed_scope(&Method::DELETE, "/v1/jobs/x/shares/bob"),
+            Scope::Manage
+        );
+        assert_eq!(needed_scope(&Method::GET, "/v1/jobs/x/shares"), Scope::Read);
     }
 
     #[test]

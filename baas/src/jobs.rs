@@ -45,7 +45,7 @@ pub struct JobUpdate {
 /// Validate, persist, publish. The job is stored before anything is published, so an accepted job
 /// survives a crash; tasks the broker did not confirm are re-published by [`republish`].
 pub async fn submit(state: &AppState, request: JobRequest) -> Result<JobAccepted, AppError> {
-    submit_once(state, request, None)
+    submit_once(state, request, None, (None, crate::store::Visibility::Public))
         .await
         .map(|(accepted, _)| accepted)
 }
@@ -56,6 +56,7 @@ pub async fn submit_once(
     state: &AppState,
     request: JobRequest,
     idempotency_key: Option<String>,
+    (owner, visibility): (Option<String>, crate::store::Visibility),
 ) -> Result<(JobAccepted, bool), AppError> {
     let mut valid = request.validate()?;
     let ladders = if valid.ladder {
@@ -97,6 +98,8 @@ pub async fn submit_once(
         n_tasks,
         n_done: 0,
         cancelled_ms: None,
+        owner,
+        visibility,
     };
     let idempotency = idempotency_key.map(|k| (k, serde_json::to_string(&request).unwrap_or_default()));
     match state
@@ -377,6 +380,8 @@ pub fn build_view(job: &JobRecord, tasks: &[TaskRecord]) -> JobView {
         // Custom problems' reference and spec live in their tasks: `view` adds them.
         reference: benchop::catalogue::case(&job.problem).map(ReferenceInfo::published),
         spec: None,
+        owner: job.owner.clone(),
+        visibility: job.visibility,
         id: job.id,
         problem: job.problem.clone(),
         status,

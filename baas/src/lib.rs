@@ -12,6 +12,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod access;
 pub mod accounts;
 pub mod admin;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod plot;
 pub mod publisher;
 pub mod ranking;
 pub mod routes;
+pub mod sharing;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -22,8 +22,14 @@ use protocol::api::{
     ProblemView,
 };
 
+use crate::access::{self, Need};
 use crate::error::{AppError, error_response};
 use crate::{AppState, jobs};
+
+/// Whose private runs a leaderboard adds to the public ones: the caller's own.
+fn board_viewer(principal: Option<&axum::Extension<crate::auth::Principal>>) -> Option<String> {
+    principal.map(|p| p.0.name.clone())
+}
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -148,6 +154,7 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .allow_methods([
             axum::http::Method::GET,
             axum::http::Method::POST,
+            axum::http::Method::PUT,
             axum::http::Method::DELETE,
         ])
         .allow_headers([
@@ -234,6 +241,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(leaderboard_plot))
         .routes(routes!(leaderboard_matrix))
         .merge(crate::admin::router())
+        .merge(crate::sharing::router())
 }
 
 /// Serve `app(state)` on `listener` until `token` is cancelled, then finish in-flight requests.
@@ -337,11 +345,13 @@ async fn methods() -> Json<Vec<MethodView>> {
 async fn create_job(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let key = idempotency_key(&headers)?;
     let Json(request) = body.map_err(json_rejection)?;
-    let (accepted, created) = jobs::submit_once(&state, request, key).await?;
+    let owner = access::new_owner(principal.as_ref().map(|p| &p.0));
+    let (accepted, created) = jobs::submit_once(&state, request, key, owner).await?;
     let location = accepted.links.self_.clone();
     // A replayed request (same Idempotency-Key and body) gets the original job with 200.
     let status = if created {
@@ -384,8 +394,17 @@ fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, Ap
         (status = 404, description = "No such job (`job_not_found`)", body = ApiError),
         (status = 409, description = "The job already completed (`job_finished`)", body = ApiError)
     ))]
-async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
+) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
+    let principal = principal.map(|p| p.0);
+    access::check(&state, principal.as_ref(), id, Need::Manage, || {
+        AppError::job_not_found(id)
+    })
+    .await?;
     let view = jobs::cancel(&state, id).await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
@@ -402,8 +421,29 @@ async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Re
         (status = 404, description = "No such task (`task_not_found`)", body = ApiError),
         (status = 409, description = "The task has not failed (`task_not_failed`) or its job was cancelled (`job_cancelled`)", body = ApiError)
     ))]
-async fn retry_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn retry_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
+) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
+    let principal = principal.map(|p| p.0);
+    if principal.is_some()
+        && let Some(message) = state.store.task_message(id).await?
+    {
+        let not_found = || AppError::NotFound {
+            code: "task_not_found",
+            what: format!("task {id}"),
+        };
+        access::check(
+            &state,
+            principal.as_ref(),
+            message.job_id,
+            Need::Manage,
+            not_found,
+        )
+        .await?;
+    }
     let task = jobs::retry(&state, id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -463,8 +503,14 @@ async fn job(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Json<JobView>, AppError> {
     let id = parse_id(&id)?;
+    let principal = principal.map(|p| p.0);
+    access::check(&state, principal.as_ref(), id, Need::Read, || {
+        AppError::job_not_found(id)
+    })
+    .await?;
     let Query(q) = query.map_err(query_rejection)?;
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let mut updates = state.updates.subscribe();
@@ -518,9 +564,18 @@ fn query_rejection(e: axum::extract::rejection::QueryRejection) -> AppError {
         (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
         (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
     ))]
-async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn job_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
+) -> Result<Response, AppError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let id = parse_id(&id)?;
+    let principal = principal.map(|p| p.0);
+    access::check(&state, principal.as_ref(), id, Need::Read, || {
+        AppError::job_not_found(id)
+    })
+    .await?;
     // Subscribe before the first read, so no result between the two is missed.
     let updates = state.updates.subscribe();
     let first = jobs::view(&state, id)
@@ -598,13 +653,14 @@ async fn leaderboard(
     State(state): State<AppState>,
     Path(problem): Path<String>,
     query: Result<Query<ToleranceQuery>, axum::extract::rejection::QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Json<Leaderboard>, AppError> {
     let Query(q) = query.map_err(query_rejection)?;
     let case = catalogue::case(&problem).ok_or_else(|| AppError::unknown_problem(&problem))?;
     let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
     let results = state
         .store
-        .results_for_problem(case.id.to_owned(), tolerance)
+        .results_for_problem(case.id.to_owned(), tolerance, board_viewer(principal.as_ref()))
         .await?;
     Ok(Json(Leaderboard {
         problem: case.id.to_owned(),
@@ -623,6 +679,7 @@ async fn leaderboard(
 async fn leaderboard_matrix(
     State(state): State<AppState>,
     query: Result<Query<ToleranceQuery>, axum::extract::rejection::QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Json<LeaderboardMatrix>, AppError> {
     let Query(q) = query.map_err(query_rejection)?;
     let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
@@ -632,7 +689,7 @@ async fn leaderboard_matrix(
     for case in catalogue::cases() {
         let results = state
             .store
-            .results_for_problem(case.id.to_owned(), tolerance)
+            .results_for_problem(case.id.to_owned(), tolerance, board_viewer(principal.as_ref()))
             .await?;
         let board = crate::ranking::leaderboard(&results);
         problems.push(case.id.to_owned());
@@ -682,6 +739,7 @@ struct ListQuery {
 async fn list_jobs(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let Query(q) = query.map_err(query_rejection)?;
     let before_seq = match q.cursor.as_deref() {
@@ -704,6 +762,7 @@ async fn list_jobs(
         since_ms: q.since_ms,
         until_ms: q.until_ms,
         before_seq,
+        viewer: access::list_viewer(principal.as_ref().map(|p| &p.0)),
         limit: q.limit.unwrap_or(50).clamp(1, 500),
     };
     let (jobs, next) = state.store.list_jobs(filter).await?;
@@ -717,6 +776,8 @@ async fn list_jobs(
                 "progress": { "total": j.n_tasks, "done": j.n_done },
                 "created_ms": j.created_ms,
                 "finished_ms": j.finished_ms,
+                "owner": j.owner,
+                "visibility": j.visibility,
             })
         })
         .collect();
@@ -762,8 +823,14 @@ async fn job_plot(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<PlotQuery>, axum::extract::rejection::QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
+    let principal = principal.map(|p| p.0);
+    access::check(&state, principal.as_ref(), id, Need::Read, || {
+        AppError::job_not_found(id)
+    })
+    .await?;
     let Query(q) = query.map_err(query_rejection)?;
     let view = jobs::view(&state, id)
         .await?
@@ -799,13 +866,14 @@ async fn leaderboard_plot(
     State(state): State<AppState>,
     Path(problem): Path<String>,
     query: Result<Query<PlotQuery>, axum::extract::rejection::QueryRejection>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(query_rejection)?;
     let case = catalogue::case(&problem).ok_or_else(|| AppError::unknown_problem(&problem))?;
     let tolerance = q.tolerance.unwrap_or(protocol::api::DEFAULT_TOLERANCE);
     let results = state
         .store
-        .results_for_problem(case.id.to_owned(), tolerance)
+        .results_for_problem(case.id.to_owned(), tolerance, board_viewer(principal.as_ref()))
         .await?;
     Ok(svg(match q.kind.unwrap_or_default() {
         PlotKind::WorkPrecision => crate::plot::work_precision(

@@ -201,6 +201,38 @@ impl Client {
         .await
     }
 
+    /// `PUT /v1/jobs/{id}/visibility`.
+    pub async fn set_visibility(
+        &self,
+        id: &str,
+        visibility: protocol::accounts::Visibility,
+    ) -> Result<protocol::accounts::SharesView, ClientError> {
+        let body = protocol::accounts::SetVisibility { visibility };
+        self.json(
+            self.request(Method::PUT, &format!("/v1/jobs/{}/visibility", encode(id)))
+                .timeout(Duration::from_secs(30))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `PUT /v1/jobs/{id}/shares/{user}`, or with no level `DELETE` it.
+    pub async fn share(
+        &self,
+        id: &str,
+        user: &str,
+        level: Option<protocol::accounts::ShareLevel>,
+    ) -> Result<protocol::accounts::SharesView, ClientError> {
+        let path = format!("/v1/jobs/{}/shares/{}", encode(id), encode(user));
+        let request = match level {
+            Some(level) => self
+                .request(Method::PUT, &path)
+                .json(&protocol::accounts::SetShare { level }),
+            None => self.request(Method::DELETE, &path),
+        };
+        self.json(request.timeout(Duration::from_secs(30))).await
+    }
+
     /// `GET /v1/rankings/{problem}`.
     pub async fn leaderboard(
         &self,
@@ -541,6 +573,67 @@ pub async fn cancel(remote: &Remote, id: &str, json: bool, layout: Layout) -> Re
         eprintln!("cancelled job {id}");
     }
     report(&view, json, layout)
+}
+
+/// `job:<id>` (or a bare id) as the job id.
+fn job_target(target: &str) -> Result<&str, ClientError> {
+    let id = target.strip_prefix("job:").unwrap_or(target);
+    if id.is_empty() {
+        return Err(ClientError::Api {
+            status: 400,
+            code: "invalid_id".into(),
+            message: format!("`{target}` names no job: use job:<id>"),
+        });
+    }
+    Ok(id)
+}
+
+/// `benchop share` / `benchop unshare`: with a user, share at `level` (`None`: stop sharing); without
+/// one, make the job public (`level` given) or private again.
+pub async fn share(
+    remote: &Remote,
+    target: &str,
+    user: Option<&str>,
+    level: Option<protocol::accounts::ShareLevel>,
+    json: bool,
+) -> Result<(), ClientError> {
+    use protocol::accounts::Visibility;
+    let id = job_target(target)?;
+    let client = Client::new(remote)?;
+    let view = match user {
+        Some(user) => client.share(id, user, level).await?,
+        None => {
+            let visibility = if level.is_some() {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            };
+            client.set_visibility(id, visibility).await?
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&view).map_err(|e| ClientError::Protocol(e.to_string()))?
+        );
+        return Ok(());
+    }
+    let shares: Vec<String> = view
+        .shares
+        .iter()
+        .map(|s| format!("{} ({})", s.user, s.level.as_str()))
+        .collect();
+    println!(
+        "job {id}: {}, owner {}, shared with {}",
+        view.visibility.as_str(),
+        view.owner.as_deref().unwrap_or("none"),
+        if shares.is_empty() {
+            "nobody".to_owned()
+        } else {
+            shares.join(", ")
+        }
+    );
+    Ok(())
 }
 
 /// `benchop leaderboard`.

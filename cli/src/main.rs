@@ -167,6 +167,41 @@ enum Command {
         #[arg(long)]
         wide: bool,
     },
+    /// Share a job: `share job:<id> bob read` (or `manage`), or `share job:<id> --public`.
+    Share {
+        /// `job:<id>`.
+        target: String,
+        /// The user to share with (omit with --public).
+        #[arg(required_unless_present = "public", conflicts_with = "public")]
+        user: Option<String>,
+        /// `read` (view, download) or `manage` (also cancel, retry, share).
+        #[arg(default_value = "read")]
+        level: protocol::accounts::ShareLevel,
+        /// Make the job public instead (everyone may read it; it counts on leaderboards).
+        #[arg(long)]
+        public: bool,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop sharing a job: `unshare job:<id> bob`, or `unshare job:<id> --public` to make it private.
+    Unshare {
+        /// `job:<id>`.
+        target: String,
+        /// The user to stop sharing with (omit with --public).
+        #[arg(required_unless_present = "public", conflicts_with = "public")]
+        user: Option<String>,
+        /// Make the job private again instead.
+        #[arg(long)]
+        public: bool,
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A problem's leaderboard across every completed job on the server.
     Leaderboard {
         /// Problem id.
@@ -411,6 +446,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             json,
             wide,
         } => client::cancel(&remote, &id, json, table::Layout::for_stdout(wide)).await?,
+        Command::Share {
+            target,
+            user,
+            level,
+            public: _,
+            remote,
+            json,
+        } => client::share(&remote, &target, user.as_deref(), Some(level), json).await?,
+        Command::Unshare {
+            target,
+            user,
+            public: _,
+            remote,
+            json,
+        } => client::share(&remote, &target, user.as_deref(), None, json).await?,
         Command::Leaderboard {
             problem,
             tolerance,

@@ -213,3 +213,104 @@ pub struct WhoAmI {
     /// What the token allows.
     pub scopes: Vec<Scope>,
 }
+
+/// Who may see a job besides its owner, operators and admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Its owner, and the users it is shared with (the default for a job with an owner).
+    Private,
+    /// Everyone; listed on leaderboards (every job submitted without an account is public).
+    Public,
+}
+
+impl Visibility {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Public => "public",
+        }
+    }
+}
+
+impl std::str::FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "private" => Ok(Visibility::Private),
+            "public" => Ok(Visibility::Public),
+            _ => Err(format!("unknown visibility `{s}`: use private or public")),
+        }
+    }
+}
+
+/// What a user a job is shared with may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareLevel {
+    /// View and download.
+    Read,
+    /// Also cancel, retry and share it further.
+    Manage,
+}
+
+impl ShareLevel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareLevel::Read => "read",
+            ShareLevel::Manage => "manage",
+        }
+    }
+}
+
+impl std::str::FromStr for ShareLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(ShareLevel::Read),
+            "manage" => Ok(ShareLevel::Manage),
+            _ => Err(format!("unknown share level `{s}`: use read or manage")),
+        }
+    }
+}
+
+/// One user a job is shared with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShareView {
+    /// The user.
+    pub user: String,
+    /// What they may do.
+    pub level: ShareLevel,
+    /// Shared at, Unix ms.
+    pub created_ms: u64,
+}
+
+/// `GET /v1/jobs/{id}/shares`: who may see a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SharesView {
+    /// The owner; absent for a job submitted without an account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Private or public.
+    pub visibility: Visibility,
+    /// The users it is shared with.
+    pub shares: Vec<ShareView>,
+}
+
+/// `PUT /v1/jobs/{id}/visibility`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetVisibility {
+    /// Private or public.
+    pub visibility: Visibility,
+}
+
+/// `PUT /v1/jobs/{id}/shares/{user}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetShare {
+    /// What the user may do.
+    pub level: ShareLevel,
+}

@@ -544,6 +544,16 @@ pub struct JobView {
     /// The definition of a custom problem (absent for catalogue problems).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<ProblemSpec>,
+    /// The user who submitted it; absent for a job submitted without an account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Who may see it besides its owner and those it is shared with.
+    #[serde(default = "public")]
+    pub visibility: crate::accounts::Visibility,
+}
+
+fn public() -> crate::accounts::Visibility {
+    crate::accounts::Visibility::Public
 }
 
 /// One point of a work-precision diagram: a method priced at one ladder level.

@@ -197,19 +197,16 @@ async fn the_first_user_turns_authentication_on_and_tokens_carry_scopes_and_revo
             .0,
         StatusCode::OK
     );
-    let (s, body) = call(
+    let body = refused(
         &http,
         Method::POST,
         &url("/v1/jobs"),
         Some(&reader_token),
         Some(job.clone()),
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
     )
     .await;
-    assert_eq!(
-        (s, &body["code"]),
-        (StatusCode::FORBIDDEN, &json!("insufficient_scope")),
-        "{body}"
-    );
     assert_eq!(body["details"]["needed"], "submit", "{body}");
     let (s, _) = call(
         &http,
@@ -294,4 +291,226 @@ async fn the_first_user_turns_authentication_on_and_tokens_carry_scopes_and_revo
     assert!((1..=60).contains(&retry), "{retry}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "too_many_failures", "{body}");
+}
+
+/// Run `benchop <args>` against `baas` as the holder of `token`; returns stdout (must succeed).
+fn client_cmd(baas: &Baas, token: &str, args: &[&str]) -> String {
+    let out = Command::new(support::bin("benchop"))
+        .args(args)
+        .env("BENCHOP_SERVER", &baas.base)
+        .env("BENCHOP_TOKEN", token)
+        .output()
+        .expect("run benchop");
+    assert!(
+        out.status.success(),
+        "benchop {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `method url` as the holder of `token` must be refused with `status` and `code`; returns the answer.
+async fn refused(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    status: StatusCode,
+    code: &str,
+) -> Value {
+    let (s, answer) = call(http, method.clone(), url, token, body).await;
+    assert_eq!(
+        (s, answer["code"].as_str()),
+        (status, Some(code)),
+        "{method} {url}: {answer}"
+    );
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_private_to_its_owner_until_shared_or_made_public() {
+    use reqwest::Method;
+    let vhost = Vhost::new("ownership");
+    let baas = Baas::start(&vhost.url()).await;
+    let _worker = crate::resilience::worker("owner-w", &vhost.url(), &[]);
+    let http = support::client();
+    let url = |p: &str| format!("{}{p}", baas.base);
+    admin(&baas, &["user", "add", "root", "--role", "admin"]);
+    admin(&baas, &["user", "add", "alice"]);
+    admin(&baas, &["user", "add", "bob"]);
+    let token = |user: &str| {
+        admin(&baas, &["token", "create", user, "--scope", "read,submit,manage"])
+            .trim()
+            .to_owned()
+    };
+    let (root, alice, bob) = (token("root"), token("alice"), token("bob"));
+
+    let (s, accepted) = call(
+        &http,
+        Method::POST,
+        &url("/v1/jobs"),
+        Some(&alice),
+        Some(json!({ "problem": "1aI", "methods": ["closed-form"] })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let job_url = url(&format!("/v1/jobs/{id}?wait=30"));
+    let (s, job) = call(&http, Method::GET, &job_url, Some(&alice), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (&job["owner"], &job["visibility"], &job["status"]),
+        (&json!("alice"), &json!("private"), &json!("completed")),
+        "{job}"
+    );
+
+    let listed = |token: String| {
+        let (http, url) = (http.clone(), url("/v1/jobs"));
+        let id = id.clone();
+        async move {
+            let (_, list) = call(&http, Method::GET, &url, Some(&token), None).await;
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["id"] == id.as_str())
+        }
+    };
+    let board = |token: String| {
+        let (http, url) = (http.clone(), url("/v1/rankings/1aI"));
+        async move {
+            let (s, board) = call(&http, Method::GET, &url, Some(&token), None).await;
+            assert_eq!(s, StatusCode::OK, "{board}");
+            board["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["method"] == "closed-form")
+        }
+    };
+
+    // Private: another user cannot tell it exists; its owner and an admin can.
+    let (s, body) = call(&http, Method::GET, &job_url, Some(&bob), None).await;
+    assert_eq!(
+        (s, &body["code"]),
+        (StatusCode::NOT_FOUND, &json!("job_not_found")),
+        "{body}"
+    );
+    let (s, _) = call(
+        &http,
+        Method::DELETE,
+        &url(&format!("/v1/jobs/{id}")),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(
+        &http,
+        Method::GET,
+        &url(&format!("/v1/jobs/{id}/plot.svg")),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&http, Method::GET, &job_url, Some(&root), None).await.0,
+        StatusCode::OK
+    );
+    assert!(listed(alice.clone()).await && listed(root.clone()).await && !listed(bob.clone()).await);
+    assert!(
+        board(alice.clone()).await,
+        "the owner's leaderboard has the owner's private run"
+    );
+    assert!(!board(bob.clone()).await, "another user's leaderboard does not");
+
+    // Shared at read: bob sees it and lists it, but may not change it.
+    let shared = client_cmd(&baas, &alice, &["share", &format!("job:{id}"), "bob", "read"]);
+    assert!(shared.contains("bob (read)"), "{shared}");
+    assert_eq!(
+        call(&http, Method::GET, &job_url, Some(&bob), None).await.0,
+        StatusCode::OK
+    );
+    assert!(listed(bob.clone()).await);
+    refused(
+        &http,
+        Method::DELETE,
+        &url(&format!("/v1/jobs/{id}")),
+        Some(&bob),
+        None,
+        StatusCode::FORBIDDEN,
+        "not_allowed",
+    )
+    .await;
+    refused(
+        &http,
+        Method::PUT,
+        &url(&format!("/v1/jobs/{id}/visibility")),
+        Some(&bob),
+        Some(json!({"visibility": "public"})),
+        StatusCode::FORBIDDEN,
+        "not_allowed",
+    )
+    .await;
+    assert!(!board(bob.clone()).await, "a share is not a public run");
+
+    // At manage: bob may act on it (the job is done, so a cancel is refused for that reason only).
+    let (s, shares) = call(
+        &http,
+        Method::PUT,
+        &url(&format!("/v1/jobs/{id}/shares/bob")),
+        Some(&alice),
+        Some(json!({"level": "manage"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{shares}");
+    assert_eq!(
+        shares["shares"],
+        json!([{"user": "bob", "level": "manage", "created_ms": shares["shares"][0]["created_ms"]}])
+    );
+    refused(
+        &http,
+        Method::DELETE,
+        &url(&format!("/v1/jobs/{id}")),
+        Some(&bob),
+        None,
+        StatusCode::CONFLICT,
+        "job_finished",
+    )
+    .await;
+    refused(
+        &http,
+        Method::PUT,
+        &url(&format!("/v1/jobs/{id}/shares/nobody")),
+        Some(&alice),
+        Some(json!({"level": "read"})),
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    )
+    .await;
+
+    // Unshared: hidden again.
+    client_cmd(&baas, &alice, &["unshare", &format!("job:{id}"), "bob"]);
+    assert_eq!(
+        call(&http, Method::GET, &job_url, Some(&bob), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Public: everyone reads it, and it counts on everyone's leaderboard; private again hides it.
+    let public = client_cmd(&baas, &alice, &["share", &format!("job:{id}"), "--public"]);
+    assert!(public.contains("public"), "{public}");
+    assert_eq!(
+        call(&http, Method::GET, &job_url, Some(&bob), None).await.0,
+        StatusCode::OK
+    );
+    assert!(board(bob.clone()).await && listed(bob.clone()).await);
+    client_cmd(&baas, &alice, &["unshare", &format!("job:{id}"), "--public"]);
+    assert_eq!(
+        call(&http, Method::GET, &job_url, Some(&bob), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(!board(bob.clone()).await);
 }

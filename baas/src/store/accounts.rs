@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-pub use protocol::accounts::{Role, Scope, parse_scopes, scopes_text};
+pub use protocol::accounts::{Role, Scope, ShareLevel, Visibility, parse_scopes, scopes_text};
 
 use super::{Backend, Store, StoreError};
 
@@ -40,6 +40,17 @@ impl TokenRecord {
     pub fn is_live(&self, now_ms: u64) -> bool {
         self.revoked_ms.is_none() && self.expires_ms.is_none_or(|e| now_ms < e)
     }
+}
+
+/// A user a job is shared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRecord {
+    /// The user.
+    pub user: String,
+    /// What they may do.
+    pub level: ShareLevel,
+    /// Shared at, Unix ms.
+    pub created_ms: u64,
 }
 
 /// A token looked up by its hash: the record and its user's role.
@@ -81,6 +92,50 @@ impl Store {
     pub async fn token_by_hash(&self, hash: String) -> Result<Option<TokenOwner>, StoreError> {
         on_backend!(&self.backend, b => b.token_by_hash(hash).await)
     }
+}
+
+impl Store {
+    /// A job's owner and visibility (`None`: no such job).
+    pub async fn job_access(&self, id: Uuid) -> Result<Option<(Option<String>, Visibility)>, StoreError> {
+        on_backend!(&self.backend, b => b.job_access(id).await)
+    }
+
+    /// What `user` may do with job `id` by a share.
+    pub async fn share_level(&self, id: Uuid, user: String) -> Result<Option<ShareLevel>, StoreError> {
+        on_backend!(&self.backend, b => b.share_level(id, user).await)
+    }
+
+    /// The users job `id` is shared with, by name.
+    pub async fn shares(&self, id: Uuid) -> Result<Vec<ShareRecord>, StoreError> {
+        on_backend!(&self.backend, b => b.shares(id).await)
+    }
+
+    /// Make job `id` private or public; `false`: no such job.
+    pub async fn set_visibility(&self, id: Uuid, visibility: Visibility) -> Result<bool, StoreError> {
+        let backend = self.backend.clone();
+        self.write(async move { on_backend!(&backend, b => b.set_visibility(id, visibility).await) })
+            .await
+    }
+
+    /// Share job `id` with `share.user` (or change its level); `false`: no such user.
+    pub async fn share(&self, id: Uuid, share: ShareRecord) -> Result<bool, StoreError> {
+        on_backend!(&self.backend, b => b.share(id, share).await)
+    }
+
+    /// Stop sharing job `id` with `user`; `false`: it was not shared with them.
+    pub async fn unshare(&self, id: Uuid, user: String) -> Result<bool, StoreError> {
+        on_backend!(&self.backend, b => b.unshare(id, user).await)
+    }
+}
+
+/// Decode a visibility column.
+pub(super) fn visibility_of(text: &str) -> Result<Visibility, StoreError> {
+    text.parse().map_err(StoreError::Invalid)
+}
+
+/// Decode a share level column.
+pub(super) fn level_of(text: &str) -> Result<ShareLevel, StoreError> {
+    text.parse().map_err(StoreError::Invalid)
 }
 
 /// Decode a role or scopes column.

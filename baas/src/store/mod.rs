@@ -92,6 +92,10 @@ pub struct JobRecord {
     pub n_done: u32,
     /// When the job was cancelled, Unix ms.
     pub cancelled_ms: Option<u64>,
+    /// The user who submitted it (`None`: submitted without an account).
+    pub owner: Option<String>,
+    /// Private (owner, shares, operators) or public.
+    pub visibility: Visibility,
 }
 
 impl JobRecord {
@@ -182,6 +186,8 @@ pub struct JobFilter {
     pub until_ms: Option<u64>,
     /// Cursor: only jobs older than this sequence number.
     pub before_seq: Option<i64>,
+    /// Only the jobs this user may see (own, shared with them, public); `None`: every job.
+    pub viewer: Option<String>,
     /// Page size.
     pub limit: usize,
 }
@@ -213,7 +219,10 @@ macro_rules! on_backend {
 }
 
 mod accounts;
-pub use accounts::{Role, Scope, TokenOwner, TokenRecord, UserRecord, parse_scopes, scopes_text};
+pub use accounts::{
+    Role, Scope, ShareLevel, ShareRecord, TokenOwner, TokenRecord, UserRecord, Visibility, parse_scopes,
+    scopes_text,
+};
 
 /// The job store over SQLite or PostgreSQL. Cheap to clone.
 #[derive(Clone)]
@@ -650,13 +659,15 @@ impl Store {
         on_backend!(&self.backend, b => b.list_jobs(filter).await)
     }
 
-    /// Every recorded result of completed jobs on `problem` at `tolerance` (for leaderboards).
+    /// Every recorded result of completed jobs on `problem` at `tolerance` (for leaderboards): the
+    /// public jobs, and `viewer`'s own.
     pub async fn results_for_problem(
         &self,
         problem: String,
         tolerance: f64,
+        viewer: Option<String>,
     ) -> Result<Vec<TaskResult>, StoreError> {
-        on_backend!(&self.backend, b => b.results_for_problem(problem, tolerance).await)
+        on_backend!(&self.backend, b => b.results_for_problem(problem, tolerance, viewer).await)
     }
 
     /// A cheap query proving the store answers.

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use protocol::{TaskMessage, TaskResult};
 
 use super::{
-    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, TokenOwner,
-    TokenRecord, UserRecord, accounts, is_failure, now_ms,
+    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, ShareLevel, ShareRecord, StoreError,
+    TaskRecord, TokenOwner, TokenRecord, UserRecord, Visibility, accounts, is_failure, now_ms,
 };
 
 /// Connections in the pool.
@@ -106,10 +106,26 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_user ON api_tokens(user_name);
 ",
     },
+    // Ownership: a job's owner and visibility (jobs from before accounts are public), and its shares.
+    Migration {
+        version: 5,
+        sql: "
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
+CREATE INDEX jobs_owner ON jobs(owner);
+CREATE TABLE shares (
+    job_id     UUID NOT NULL REFERENCES jobs(id),
+    user_name  TEXT NOT NULL REFERENCES users(name),
+    level      TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (job_id, user_name)
+);
+CREATE INDEX shares_user ON shares(user_name);
+",
+    },
 ];
 
-const JOB_COLUMNS: &str =
-    "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms";
+const JOB_COLUMNS: &str = "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms, owner, visibility";
 
 /// The PostgreSQL backend. Cheap to clone.
 #[derive(Clone)]
@@ -241,7 +257,8 @@ impl PgStore {
         }
         let insert_job = tx
             .prepare_cached(
-                "INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks, owner, visibility)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .await?;
         tx.execute(
@@ -253,6 +270,8 @@ impl PgStore {
                 &i64::from(job.repeats),
                 &created_ms,
                 &i64::from(job.n_tasks),
+                &job.owner,
+                &job.visibility.as_str(),
             ],
         )
         .await?;
@@ -289,6 +308,8 @@ impl PgStore {
             Vec::with_capacity(jobs.len()),
             Vec::with_capacity(jobs.len()),
         );
+        let (mut job_owners, mut visibilities) =
+            (Vec::with_capacity(jobs.len()), Vec::with_capacity(jobs.len()));
         let (mut ids, mut owners, mut positions, mut methods, mut messages, mut task_created) = (
             Vec::with_capacity(n_tasks),
             Vec::with_capacity(n_tasks),
@@ -304,6 +325,8 @@ impl PgStore {
             repeats.push(i64::from(job.repeats));
             created.push(job.created_ms as i64);
             counts.push(i64::from(job.n_tasks));
+            job_owners.push(job.owner.as_deref());
+            visibilities.push(job.visibility.as_str());
             for (pos, t) in tasks.iter().enumerate() {
                 ids.push(t.task_id);
                 owners.push(job.id);
@@ -317,10 +340,11 @@ impl PgStore {
         let insert = client
             .prepare_cached(
                 "WITH job AS (
-                     INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks)
-                     SELECT j.id, j.problem, j.tolerance, j.repeats, j.created_ms, j.n_tasks
-                     FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::bigint[], $5::bigint[], $6::bigint[])
-                         WITH ORDINALITY AS j(id, problem, tolerance, repeats, created_ms, n_tasks, k)
+                     INSERT INTO jobs (id, problem, tolerance, repeats, created_ms, n_tasks, owner, visibility)
+                     SELECT j.id, j.problem, j.tolerance, j.repeats, j.created_ms, j.n_tasks, j.owner, j.visibility
+                     FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::bigint[], $5::bigint[], $6::bigint[],
+                                 $13::text[], $14::text[])
+                         WITH ORDINALITY AS j(id, problem, tolerance, repeats, created_ms, n_tasks, owner, visibility, k)
                      ORDER BY j.k)
                  INSERT INTO tasks (id, job_id, pos, method, message, created_ms)
                  SELECT * FROM UNNEST($7::uuid[], $8::uuid[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])",
@@ -342,6 +366,8 @@ impl PgStore {
                     &methods,
                     &messages,
                     &task_created,
+                    &job_owners,
+                    &visibilities,
                 ],
             )
             .await?;
@@ -750,7 +776,7 @@ impl PgStore {
         let Some(row) = client.query_opt(&stmt, &[&id]).await? else {
             return Ok(None);
         };
-        let failed: i64 = row.try_get(9)?;
+        let failed: i64 = row.try_get(11)?;
         Ok(Some((job_row(&row)?, to_u32(failed)?)))
     }
 
@@ -806,6 +832,14 @@ impl PgStore {
         if let Some(until) = filter.until_ms {
             arg(&mut sql, "created_ms <", Box::new(until as i64));
         }
+        if let Some(viewer) = filter.viewer {
+            args.push(Box::new(viewer));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (visibility = 'public' OR owner = ${n}
+                   OR EXISTS (SELECT 1 FROM shares s WHERE s.job_id = jobs.id AND s.user_name = ${n}))"
+            ));
+        }
         sql.push_str(super::status_condition(filter.status));
         args.push(Box::new((filter.limit + 1) as i64));
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
@@ -815,7 +849,7 @@ impl PgStore {
         let rows = client.query(&stmt, &params).await?;
         let jobs = rows
             .iter()
-            .map(|r| Ok((job_row(r)?, r.try_get::<_, i64>(9)?)))
+            .map(|r| Ok((job_row(r)?, r.try_get::<_, i64>(11)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(super::page(jobs, filter.limit))
     }
@@ -824,16 +858,18 @@ impl PgStore {
         &self,
         problem: String,
         tolerance: f64,
+        viewer: Option<String>,
     ) -> Result<Vec<TaskResult>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
                 "SELECT t.result FROM tasks t JOIN jobs j ON t.job_id = j.id
                  WHERE j.problem = $1 AND j.tolerance = $2 AND j.finished_ms IS NOT NULL AND t.result IS NOT NULL
+                   AND (j.visibility = 'public' OR j.owner = $3)
                  ORDER BY j.seq, t.pos",
             )
             .await?;
-        let rows = client.query(&stmt, &[&problem, &tolerance]).await?;
+        let rows = client.query(&stmt, &[&problem, &tolerance, &viewer]).await?;
         messages(&rows)
     }
 
@@ -966,6 +1002,96 @@ impl PgStore {
     }
 }
 
+// Ownership and shares (see `super::accounts`).
+impl PgStore {
+    pub(super) async fn job_access(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Option<String>, Visibility)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT owner, visibility FROM jobs WHERE id = $1")
+            .await?;
+        client
+            .query_opt(&stmt, &[&id])
+            .await?
+            .map(|r| Ok((r.try_get(0)?, accounts::visibility_of(r.try_get(1)?)?)))
+            .transpose()
+    }
+
+    pub(super) async fn share_level(&self, id: Uuid, user: String) -> Result<Option<ShareLevel>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT level FROM shares WHERE job_id = $1 AND user_name = $2")
+            .await?;
+        client
+            .query_opt(&stmt, &[&id, &user])
+            .await?
+            .map(|r| accounts::level_of(r.try_get(0)?))
+            .transpose()
+    }
+
+    pub(super) async fn shares(&self, id: Uuid) -> Result<Vec<ShareRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT user_name, level, created_ms FROM shares WHERE job_id = $1 ORDER BY user_name",
+            )
+            .await?;
+        client
+            .query(&stmt, &[&id])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ShareRecord {
+                    user: r.try_get(0)?,
+                    level: accounts::level_of(r.try_get(1)?)?,
+                    created_ms: r.try_get::<_, i64>(2)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn set_visibility(&self, id: Uuid, visibility: Visibility) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("UPDATE jobs SET visibility = $2 WHERE id = $1")
+            .await?;
+        Ok(client.execute(&stmt, &[&id, &visibility.as_str()]).await? == 1)
+    }
+
+    pub(super) async fn share(&self, id: Uuid, share: ShareRecord) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO shares (job_id, user_name, level, created_ms)
+                 SELECT $1, name, $3, $4 FROM users WHERE name = $2
+                 ON CONFLICT (job_id, user_name) DO UPDATE SET level = EXCLUDED.level",
+            )
+            .await?;
+        let n = client
+            .execute(
+                &stmt,
+                &[
+                    &id,
+                    &share.user,
+                    &share.level.as_str(),
+                    &(share.created_ms as i64),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub(super) async fn unshare(&self, id: Uuid, user: String) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM shares WHERE job_id = $1 AND user_name = $2")
+            .await?;
+        Ok(client.execute(&stmt, &[&id, &user]).await? == 1)
+    }
+}
+
 const TOKEN_COLUMNS: &str = "id, user_name, scopes, created_ms, expires_ms, revoked_ms";
 
 fn token_row(r: &Row) -> Result<TokenRecord, StoreError> {
@@ -1041,6 +1167,8 @@ fn job_row(r: &Row) -> Result<JobRecord, StoreError> {
         n_tasks: to_u32(r.try_get(6)?)?,
         n_done: to_u32(r.try_get(7)?)?,
         cancelled_ms: r.try_get::<_, Option<i64>>(8)?.map(|v| v as u64),
+        owner: r.try_get(9)?,
+        visibility: accounts::visibility_of(r.try_get(10)?)?,
     })
 }
 

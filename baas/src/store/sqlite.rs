@@ -17,8 +17,8 @@ use uuid::Uuid;
 use protocol::{TaskMessage, TaskResult};
 
 use super::{
-    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, StoreError, TaskRecord, TokenOwner,
-    TokenRecord, UserRecord, accounts, is_failure, now_ms,
+    Inserted, JobFilter, JobRecord, Migration, Recorded, Retry, ShareLevel, ShareRecord, StoreError,
+    TaskRecord, TokenOwner, TokenRecord, UserRecord, Visibility, accounts, is_failure, now_ms,
 };
 
 /// Read-only connections a file store opens beside its writer.
@@ -113,6 +113,23 @@ CREATE TABLE api_tokens (
     revoked_ms INTEGER
 );
 CREATE INDEX api_tokens_user ON api_tokens(user_name);
+",
+    },
+    // Ownership: a job's owner and visibility (jobs from before accounts are public), and its shares.
+    Migration {
+        version: 5,
+        sql: "
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public';
+CREATE INDEX jobs_owner ON jobs(owner);
+CREATE TABLE shares (
+    job_id     TEXT NOT NULL REFERENCES jobs(id),
+    user_name  TEXT NOT NULL REFERENCES users(name),
+    level      TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (job_id, user_name)
+);
+CREATE INDEX shares_user ON shares(user_name);
 ",
     },
 ];
@@ -474,7 +491,7 @@ impl SqliteStore {
         self.read(move |c| {
             Ok(
                 c.prepare_cached(&format!("SELECT {JOB_COLUMNS}, n_failed FROM jobs WHERE id = ?1"))?
-                    .query_row([id.to_string()], |r| Ok((job_row(r)?, r.get(9)?)))
+                    .query_row([id.to_string()], |r| Ok((job_row(r)?, r.get(11)?)))
                     .optional()?,
             )
         })
@@ -540,12 +557,20 @@ impl SqliteStore {
                 sql.push_str(" AND created_ms < ?");
                 args.push((until as i64).into());
             }
+            if let Some(viewer) = filter.viewer {
+                sql.push_str(
+                    " AND (visibility = 'public' OR owner = ?
+                       OR EXISTS (SELECT 1 FROM shares s WHERE s.job_id = jobs.id AND s.user_name = ?))",
+                );
+                args.push(viewer.clone().into());
+                args.push(viewer.into());
+            }
             sql.push_str(super::status_condition(filter.status));
             sql.push_str(" ORDER BY seq DESC LIMIT ?");
             args.push(((filter.limit + 1) as i64).into());
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((job_row(r)?, r.get::<_, i64>(9)?))
+                Ok((job_row(r)?, r.get::<_, i64>(11)?))
             })?;
             let jobs = rows.collect::<Result<Vec<_>, _>>()?;
             Ok(super::page(jobs, filter.limit))
@@ -557,14 +582,16 @@ impl SqliteStore {
         &self,
         problem: String,
         tolerance: f64,
+        viewer: Option<String>,
     ) -> Result<Vec<TaskResult>, StoreError> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT t.result FROM tasks t JOIN jobs j ON t.job_id = j.id
                  WHERE j.problem = ?1 AND j.tolerance = ?2 AND j.finished_ms IS NOT NULL AND t.result IS NOT NULL
+                   AND (j.visibility = 'public' OR j.owner = ?3)
                  ORDER BY j.seq",
             )?;
-            let rows = stmt.query_map(params![problem, tolerance], |r| r.get::<_, String>(0))?;
+            let rows = stmt.query_map(params![problem, tolerance, viewer], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for row in rows {
                 out.push(serde_json::from_str(&row?)?);
@@ -707,6 +734,101 @@ impl SqliteStore {
     }
 }
 
+// Ownership and shares (see `super::accounts`).
+impl SqliteStore {
+    pub(super) async fn job_access(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Option<String>, Visibility)>, StoreError> {
+        self.read(move |c| {
+            let row: Option<(Option<String>, String)> = c
+                .prepare_cached("SELECT owner, visibility FROM jobs WHERE id = ?1")?
+                .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            row.map(|(owner, v)| Ok((owner, accounts::visibility_of(&v)?)))
+                .transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn share_level(&self, id: Uuid, user: String) -> Result<Option<ShareLevel>, StoreError> {
+        self.read(move |c| {
+            let level: Option<String> = c
+                .prepare_cached("SELECT level FROM shares WHERE job_id = ?1 AND user_name = ?2")?
+                .query_row(params![id.to_string(), user], |r| r.get(0))
+                .optional()?;
+            level.map(|l| accounts::level_of(&l)).transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn shares(&self, id: Uuid) -> Result<Vec<ShareRecord>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT user_name, level, created_ms FROM shares WHERE job_id = ?1 ORDER BY user_name",
+            )?;
+            let rows = stmt.query_map([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (user, level, created_ms) = row?;
+                out.push(ShareRecord {
+                    user,
+                    level: accounts::level_of(&level)?,
+                    created_ms: created_ms as u64,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn set_visibility(&self, id: Uuid, visibility: Visibility) -> Result<bool, StoreError> {
+        self.call(move |c| {
+            let n = c.execute(
+                "UPDATE jobs SET visibility = ?2 WHERE id = ?1",
+                params![id.to_string(), visibility.as_str()],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn share(&self, id: Uuid, share: ShareRecord) -> Result<bool, StoreError> {
+        self.call(move |c| {
+            let n = c.execute(
+                "INSERT INTO shares (job_id, user_name, level, created_ms)
+                 SELECT ?1, name, ?3, ?4 FROM users WHERE name = ?2
+                 ON CONFLICT (job_id, user_name) DO UPDATE SET level = excluded.level",
+                params![
+                    id.to_string(),
+                    share.user,
+                    share.level.as_str(),
+                    share.created_ms as i64
+                ],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn unshare(&self, id: Uuid, user: String) -> Result<bool, StoreError> {
+        self.call(move |c| {
+            let n = c.execute(
+                "DELETE FROM shares WHERE job_id = ?1 AND user_name = ?2",
+                params![id.to_string(), user],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
 const TOKEN_COLUMNS: &str = "id, user_name, scopes, created_ms, expires_ms, revoked_ms";
 
 type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>);
@@ -783,8 +905,7 @@ fn legacy_columns(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const JOB_COLUMNS: &str =
-    "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms";
+const JOB_COLUMNS: &str = "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms, owner, visibility";
 
 /// The record of job `id`, if there is one.
 fn job_record(c: &Connection, id: Uuid) -> Result<Option<JobRecord>, StoreError> {
@@ -807,6 +928,10 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         n_tasks: r.get(6)?,
         n_done: r.get(7)?,
         cancelled_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+        owner: r.get(9)?,
+        visibility: r.get::<_, String>(10)?.parse().map_err(|_| {
+            rusqlite::Error::InvalidColumnType(10, "visibility".into(), rusqlite::types::Type::Text)
+        })?,
     })
 }
 
@@ -819,9 +944,20 @@ fn insert_rows(
 ) -> Result<(), StoreError> {
     let job_id = job.id.to_string();
     tx.prepare_cached(
-        "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        "INSERT INTO jobs (id, seq, problem, tolerance, repeats, created_ms, n_tasks, owner, visibility)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     )?
-    .execute(params![job_id, seq, job.problem, job.tolerance, job.repeats, job.created_ms as i64, job.n_tasks])?;
+    .execute(params![
+        job_id,
+        seq,
+        job.problem,
+        job.tolerance,
+        job.repeats,
+        job.created_ms as i64,
+        job.n_tasks,
+        job.owner,
+        job.visibility.as_str()
+    ])?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO tasks (id, job_id, pos, method, message, created_ms) VALUES (?1,?2,?3,?4,?5,?6)",
     )?;
@@ -928,7 +1064,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(store.job(id).await.unwrap().unwrap().0.n_tasks, 1);
         }
-        assert_eq!(versions(&path), vec![1, 2, 3, 4]);
+        assert_eq!(versions(&path), vec![1, 2, 3, 4, 5]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -988,7 +1124,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(
                 versions(&path),
-                vec![1, 2, 3, 4],
+                vec![1, 2, 3, 4, 5],
                 "first release: {first_release}"
             );
             let (job, records) = store.job(job_id).await.unwrap().unwrap();
@@ -1023,7 +1159,7 @@ mod tests {
             assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next, job_id]);
             drop(store);
             let _reopened = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1, 2, 3, 4]);
+            assert_eq!(versions(&path), vec![1, 2, 3, 4, 5]);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -1042,7 +1178,7 @@ mod tests {
         drop(c);
         assert!(matches!(
             Store::open(Some(&path)),
-            Err(StoreError::SchemaTooNew { found: 99, known: 4 })
+            Err(StoreError::SchemaTooNew { found: 99, known: 5 })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

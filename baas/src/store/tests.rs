@@ -50,6 +50,8 @@ pub(super) fn new_job(id: Uuid, n_tasks: u32) -> JobRecord {
         n_tasks,
         n_done: 0,
         cancelled_ms: None,
+        owner: None,
+        visibility: Visibility::Public,
     }
 }
 
@@ -312,7 +314,11 @@ async fn results_are_recorded_once_and_finish_the_job_with_the_last_task() {
         let (summary, n_failed) = store.job_summary(job_id).await.unwrap().unwrap();
         assert_eq!((summary, n_failed), (job, 2), "{name}");
         assert_eq!(
-            store.results_for_problem("1aI".into(), 1e-4).await.unwrap().len(),
+            store
+                .results_for_problem("1aI".into(), 1e-4, None)
+                .await
+                .unwrap()
+                .len(),
             2,
             "{name}"
         );
@@ -687,7 +693,7 @@ async fn postgres_migrations_are_idempotent_on_reconnect() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     schema.drop().await;
 }
 
@@ -727,8 +733,9 @@ async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their
     tokio::spawn(connection);
     client
         .batch_execute(
-            "DROP TABLE api_tokens; DROP TABLE users; ALTER TABLE jobs DROP COLUMN n_failed;
-             DELETE FROM schema_migrations WHERE version >= 3",
+            "DROP TABLE shares; DROP INDEX jobs_owner; ALTER TABLE jobs DROP COLUMN owner;
+             ALTER TABLE jobs DROP COLUMN visibility; DROP TABLE api_tokens; DROP TABLE users;
+             ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version >= 3",
         )
         .await
         .unwrap();
@@ -745,8 +752,9 @@ async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(
-            "DROP TABLE api_tokens; DROP TABLE users; ALTER TABLE jobs DROP COLUMN n_failed;
-             DELETE FROM schema_migrations WHERE version >= 3",
+            "DROP TABLE shares; DROP INDEX jobs_owner; ALTER TABLE jobs DROP COLUMN owner;
+             ALTER TABLE jobs DROP COLUMN visibility; DROP TABLE api_tokens; DROP TABLE users;
+             ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();
     let sqlite = Store::open(Some(&file)).unwrap();
@@ -983,6 +991,114 @@ async fn users_and_tokens_are_kept_with_their_hash_scopes_and_revocation() {
         let (found, _) = store.token_by_hash("hash-a".into()).await.unwrap().unwrap();
         assert!(!found.is_live(51), "{name}");
         assert!(b.is_live(999) && !b.is_live(1_000), "{name}: expiry");
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn owners_shares_and_visibility_decide_what_a_viewer_lists() {
+    let backends = Backends::new().await;
+    for (name, store) in &backends.stores {
+        for user in ["alice", "bob"] {
+            let user = UserRecord {
+                name: user.into(),
+                role: Role::User,
+                created_ms: 1,
+            };
+            store.add_user(user).await.unwrap();
+        }
+        let mut private = new_job(Uuid::new_v4(), 1);
+        private.owner = Some("alice".into());
+        private.visibility = Visibility::Private;
+        let anonymous = new_job(Uuid::new_v4(), 1);
+        for job in [&private, &anonymous] {
+            store
+                .insert_job(job.clone(), vec![task(job.id, "cos")])
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.job_access(private.id).await.unwrap(),
+            Some((Some("alice".into()), Visibility::Private)),
+            "{name}"
+        );
+        assert_eq!(store.job(private.id).await.unwrap().unwrap().0, private, "{name}");
+        let listed = |viewer: Option<&str>| {
+            let (store, viewer) = (store.clone(), viewer.map(str::to_owned));
+            async move {
+                let filter = JobFilter {
+                    viewer,
+                    limit: 10,
+                    ..JobFilter::default()
+                };
+                let (jobs, _) = store.list_jobs(filter).await.unwrap();
+                jobs.into_iter().map(|j| j.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(None).await, vec![anonymous.id, private.id], "{name}");
+        assert_eq!(
+            listed(Some("alice")).await,
+            vec![anonymous.id, private.id],
+            "{name}"
+        );
+        assert_eq!(listed(Some("bob")).await, vec![anonymous.id], "{name}");
+
+        let share = |level| ShareRecord {
+            user: "bob".into(),
+            level,
+            created_ms: 7,
+        };
+        assert!(store.share(private.id, share(ShareLevel::Read)).await.unwrap());
+        assert!(
+            store.share(private.id, share(ShareLevel::Manage)).await.unwrap(),
+            "{name}: re-shared"
+        );
+        let mut nobody = share(ShareLevel::Read);
+        nobody.user = "nobody".into();
+        assert!(
+            !store.share(private.id, nobody).await.unwrap(),
+            "{name}: only with a user"
+        );
+        assert_eq!(
+            store.shares(private.id).await.unwrap(),
+            vec![share(ShareLevel::Manage)]
+        );
+        assert_eq!(
+            store.share_level(private.id, "bob".into()).await.unwrap(),
+            Some(ShareLevel::Manage),
+            "{name}"
+        );
+        assert_eq!(
+            listed(Some("bob")).await,
+            vec![anonymous.id, private.id],
+            "{name}"
+        );
+        assert!(store.unshare(private.id, "bob".into()).await.unwrap());
+        assert!(!store.unshare(private.id, "bob".into()).await.unwrap());
+        assert_eq!(listed(Some("bob")).await, vec![anonymous.id], "{name}");
+
+        assert!(
+            store
+                .set_visibility(private.id, Visibility::Public)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_visibility(Uuid::new_v4(), Visibility::Public)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            listed(Some("bob")).await,
+            vec![anonymous.id, private.id],
+            "{name}"
+        );
+        assert_eq!(
+            store.job(private.id).await.unwrap().unwrap().0.visibility,
+            Visibility::Public,
+            "{name}: the change is seen at once"
+        );
     }
     backends.finish().await;
 }

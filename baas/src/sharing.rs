@@ -1,0 +1,183 @@
+//! Sharing a job: `GET /v1/jobs/{id}/shares`, `PUT /v1/jobs/{id}/visibility` and `PUT`/`DELETE
+//! /v1/jobs/{id}/shares/{user}`. Reading the shares needs read access to the job; changing them needs
+//! `manage` access (the owner, a user it is shared with at `manage`, an operator or admin) and a token
+//! with the `manage` scope.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use protocol::accounts::{SetShare, SetVisibility, ShareView, SharesView};
+use protocol::api::ApiError;
+
+use crate::AppState;
+use crate::access::{self, Need};
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::routes::{json_rejection, parse_uuid};
+use crate::store::{ShareRecord, now_ms};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(shares))
+        .routes(routes!(set_visibility))
+        .routes(routes!(share, unshare))
+}
+
+/// The job's owner, visibility and shares, after checking `need` (404 when it does not exist or the
+/// caller may not see it).
+async fn guarded(
+    state: &AppState,
+    principal: Option<Extension<Principal>>,
+    id: &str,
+    need: Need,
+) -> Result<(Uuid, SharesView), AppError> {
+    let id = parse_uuid(id, "job")?;
+    let principal = principal.map(|p| p.0);
+    access::check(state, principal.as_ref(), id, need, || {
+        AppError::job_not_found(id)
+    })
+    .await?;
+    let (owner, visibility) = state
+        .store
+        .job_access(id)
+        .await?
+        .ok_or_else(|| AppError::job_not_found(id))?;
+    let shares = state
+        .store
+        .shares(id)
+        .await?
+        .into_iter()
+        .map(|s| ShareView {
+            user: s.user,
+            level: s.level,
+            created_ms: s.created_ms,
+        })
+        .collect();
+    Ok((
+        id,
+        SharesView {
+            owner,
+            visibility,
+            shares,
+        },
+    ))
+}
+
+/// Who may see the job: its owner, visibility and the users it is shared with.
+#[utoipa::path(get, path = "/v1/jobs/{id}/shares", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "Job id (UUID)")),
+    security((), ("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Owner, visibility, shares", body = SharesView),
+        (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError)
+    ))]
+async fn shares(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<Extension<Principal>>,
+) -> Result<Json<SharesView>, AppError> {
+    Ok(Json(guarded(&state, principal, &id, Need::Read).await?.1))
+}
+
+/// Make the job public (everyone may read it; it counts on leaderboards) or private again.
+#[utoipa::path(put, path = "/v1/jobs/{id}/visibility", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "Job id (UUID)")),
+    security((), ("bearer" = ["manage"])),
+    request_body = SetVisibility,
+    responses(
+        (status = 200, description = "Owner, visibility, shares", body = SharesView),
+        (status = 400, description = "Not a UUID (`invalid_id`) or not JSON of this shape (`invalid_json`, \
+            `invalid_body`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ApiError),
+        (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ApiError)
+    ))]
+async fn set_visibility(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<Extension<Principal>>,
+    body: Result<Json<SetVisibility>, JsonRejection>,
+) -> Result<Json<SharesView>, AppError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    let (id, mut view) = guarded(&state, principal, &id, Need::Manage).await?;
+    if !state.store.set_visibility(id, body.visibility).await? {
+        return Err(AppError::job_not_found(id));
+    }
+    view.visibility = body.visibility;
+    Ok(Json(view))
+}
+
+/// Share the job with a user at `read` (view, download) or `manage` (also cancel, retry, share), or
+/// change the level of an existing share.
+#[utoipa::path(put, path = "/v1/jobs/{id}/shares/{user}", tag = "jobs",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Job id (UUID)"),
+        ("user" = String, Path, description = "User name")
+    ),
+    security((), ("bearer" = ["manage"])),
+    request_body = SetShare,
+    responses(
+        (status = 200, description = "Owner, visibility, shares", body = SharesView),
+        (status = 400, description = "Not a UUID (`invalid_id`) or not JSON of this shape (`invalid_json`, \
+            `invalid_body`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`) or user (`user_not_found`)", body = ApiError),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ApiError),
+        (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ApiError)
+    ))]
+async fn share(
+    State(state): State<AppState>,
+    Path((id, user)): Path<(String, String)>,
+    principal: Option<Extension<Principal>>,
+    body: Result<Json<SetShare>, JsonRejection>,
+) -> Result<Json<SharesView>, AppError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    let (id, _) = guarded(&state, principal.clone(), &id, Need::Manage).await?;
+    let record = ShareRecord {
+        user: user.clone(),
+        level: body.level,
+        created_ms: now_ms(),
+    };
+    if !state.store.share(id, record).await? {
+        return Err(AppError::NotFound {
+            code: "user_not_found",
+            what: format!("user {user}"),
+        });
+    }
+    Ok(Json(
+        guarded(&state, principal, &id.to_string(), Need::Read).await?.1,
+    ))
+}
+
+/// Stop sharing the job with a user.
+#[utoipa::path(delete, path = "/v1/jobs/{id}/shares/{user}", tag = "jobs",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Job id (UUID)"),
+        ("user" = String, Path, description = "User name")
+    ),
+    security((), ("bearer" = ["manage"])),
+    responses(
+        (status = 200, description = "Owner, visibility, shares", body = SharesView),
+        (status = 400, description = "Not a UUID (`invalid_id`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`), or not shared with the user \
+            (`share_not_found`)", body = ApiError)
+    ))]
+async fn unshare(
+    State(state): State<AppState>,
+    Path((id, user)): Path<(String, String)>,
+    principal: Option<Extension<Principal>>,
+) -> Result<Json<SharesView>, AppError> {
+    let (id, mut view) = guarded(&state, principal, &id, Need::Manage).await?;
+    if !state.store.unshare(id, user.clone()).await? {
+        return Err(AppError::NotFound {
+            code: "share_not_found",
+            what: format!("a share of job {id} with {user}"),
+        });
+    }
+    view.shares.retain(|s| s.user != user);
+    Ok(Json(view))
+}

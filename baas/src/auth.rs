@@ -186,12 +186,14 @@ impl Accounts {
     }
 }
 
-/// Paths anyone may read: health, metrics, the API description and the problem catalogue.
+/// Paths anyone may read: health, metrics, the API description, the problem catalogue, and share links
+/// (their secret is their authentication).
 pub(crate) fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
         || path.starts_with("/docs")
         || path == "/v1/problems"
         || path.starts_with("/v1/problems/")
+        || path.starts_with("/v1/shared/")
 }
 
 /// The scope a request needs (when authentication is on).
@@ -200,7 +202,9 @@ fn needed_scope(method: &Method, path: &str) -> Scope {
         Scope::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Scope::Read
-    } else if path.starts_with("/v1/jobs/") && (path.ends_with("/visibility") || path.contains("/shares")) {
+    } else if path.starts_with("/v1/jobs/")
+        && (path.ends_with("/visibility") || path.contains("/shares") || path.ends_with("/links"))
+    {
         Scope::Manage
     } else {
         Scope::Submit
@@ -365,6 +369,8 @@ mod tests {
             Scope::Manage
         );
         assert_eq!(needed_scope(&Method::GET, "/v1/jobs/x/shares"), Scope::Read);
+        assert_eq!(needed_scope(&Method::POST, "/v1/jobs/x/links"), Scope::Manage);
+        assert!(is_public("/v1/shared/bop_x"));
     }
 
     #[test]

@@ -10,21 +10,24 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use protocol::accounts::{SetShare, SetVisibility, ShareView, SharesView};
-use protocol::api::ApiError;
+use protocol::accounts::{CreatedLink, NewLink, SetShare, SetVisibility, ShareView, SharesView};
+use protocol::api::{ApiError, JobView};
 
-use crate::AppState;
 use crate::access::{self, Need};
+use crate::accounts::{self, AccountError};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::routes::{json_rejection, parse_uuid};
 use crate::store::{ShareRecord, now_ms};
+use crate::{AppState, jobs};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(shares))
         .routes(routes!(set_visibility))
         .routes(routes!(share, unshare))
+        .routes(routes!(create_link))
+        .routes(routes!(shared_job))
 }
 
 /// The job's owner, visibility and shares, after checking `need` (404 when it does not exist or the
@@ -180,4 +183,75 @@ async fn unshare(
     }
     view.shares.retain(|s| s.user != user);
     Ok(Json(view))
+}
+
+/// A link that lets anyone who has it read the job, without an account, until it expires. The secret is
+/// in this answer only; the store keeps its hash.
+#[utoipa::path(post, path = "/v1/jobs/{id}/links", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "Job id (UUID)")),
+    security((), ("bearer" = ["manage"])),
+    request_body = NewLink,
+    responses(
+        (status = 201, description = "The link's path (shown once) and expiry", body = CreatedLink),
+        (status = 400, description = "Not a UUID (`invalid_id`) or not JSON of this shape (`invalid_json`, \
+            `invalid_body`)", body = ApiError),
+        (status = 404, description = "No such job (`job_not_found`)", body = ApiError),
+        (status = 413, description = "Body too large (`payload_too_large`)", body = ApiError),
+        (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ApiError),
+        (status = 422, description = "Not a lifetime, or `never` (`invalid_field`)", body = ApiError)
+    ))]
+async fn create_link(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<Extension<Principal>>,
+    body: Result<Json<NewLink>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<CreatedLink>), AppError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    let lifetime = accounts::parse_lifetime(&body.expires_in)
+        .map_err(AccountError::Invalid)?
+        .ok_or_else(|| AccountError::Invalid("a share link always expires: give e.g. 7d".into()))?;
+    let by = principal
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.0.name.clone());
+    let (id, _) = guarded(&state, principal, &id, Need::Manage).await?;
+    let (secret, hash) = accounts::new_secret().map_err(AccountError::from)?;
+    let now = now_ms();
+    let expires_ms = now.saturating_add(lifetime.as_millis() as u64);
+    state
+        .store
+        .add_link(hash, id, by.clone(), now, expires_ms)
+        .await?;
+    tracing::info!(job = %id, by = %by, expires_ms, "share link created");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(CreatedLink {
+            path: format!("/v1/shared/{secret}"),
+            expires_ms,
+        }),
+    ))
+}
+
+/// The job a share link names, for anyone who has the link, until it expires (no token needed).
+#[utoipa::path(get, path = "/v1/shared/{secret}", tag = "jobs",
+    params(("secret" = String, Path, description = "The link's secret")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 404, description = "No such link, or it expired (`link_not_found`)", body = ApiError)
+    ))]
+async fn shared_job(
+    State(state): State<AppState>,
+    Path(secret): Path<String>,
+) -> Result<Json<JobView>, AppError> {
+    let not_found = || AppError::NotFound {
+        code: "link_not_found",
+        what: "share link".into(),
+    };
+    let Some(id) = state
+        .store
+        .link_job(accounts::hash_secret(&secret), now_ms())
+        .await?
+    else {
+        return Err(not_found());
+    };
+    jobs::view(&state, id).await?.map(Json).ok_or_else(not_found)
 }

@@ -233,6 +233,23 @@ impl Client {
         self.json(request.timeout(Duration::from_secs(30))).await
     }
 
+    /// `POST /v1/jobs/{id}/links`.
+    pub async fn create_link(
+        &self,
+        id: &str,
+        expires_in: &str,
+    ) -> Result<protocol::accounts::CreatedLink, ClientError> {
+        let body = protocol::accounts::NewLink {
+            expires_in: expires_in.to_owned(),
+        };
+        self.json(
+            self.request(Method::POST, &format!("/v1/jobs/{}/links", encode(id)))
+                .timeout(Duration::from_secs(30))
+                .json(&body),
+        )
+        .await
+    }
+
     /// `GET /v1/rankings/{problem}`.
     pub async fn leaderboard(
         &self,
@@ -633,6 +650,23 @@ pub async fn share(
             shares.join(", ")
         }
     );
+    Ok(())
+}
+
+/// `benchop share job:<id> --link`: print a share link (the secret is shown once).
+pub async fn link(remote: &Remote, target: &str, expires_in: &str, json: bool) -> Result<(), ClientError> {
+    let id = job_target(target)?;
+    let created = Client::new(remote)?.create_link(id, expires_in).await?;
+    let url = format!("{}{}", remote.server.trim_end_matches('/'), created.path);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "url": url, "expires_ms": created.expires_ms })
+        );
+    } else {
+        println!("{url}");
+        eprintln!("anyone with this link may read job {id} until it expires; it is shown this once");
+    }
     Ok(())
 }
 

@@ -167,19 +167,26 @@ enum Command {
         #[arg(long)]
         wide: bool,
     },
-    /// Share a job: `share job:<id> bob read` (or `manage`), or `share job:<id> --public`.
+    /// Share a job: `share job:<id> bob read` (or `manage`), `share job:<id> --public`, or
+    /// `share job:<id> --link --expires 7d` for a link anyone may read it with until it expires.
     Share {
         /// `job:<id>`.
         target: String,
-        /// The user to share with (omit with --public).
-        #[arg(required_unless_present = "public", conflicts_with = "public")]
+        /// The user to share with (omit with --public or --link).
+        #[arg(required_unless_present_any = ["public", "link"], conflicts_with_all = ["public", "link"])]
         user: Option<String>,
         /// `read` (view, download) or `manage` (also cancel, retry, share).
         #[arg(default_value = "read")]
         level: protocol::accounts::ShareLevel,
         /// Make the job public instead (everyone may read it; it counts on leaderboards).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "link")]
         public: bool,
+        /// Print a share link instead: anyone who has it may read the job until it expires.
+        #[arg(long)]
+        link: bool,
+        /// With --link: how long it works (7d, 12h, 30m).
+        #[arg(long, default_value = protocol::accounts::DEFAULT_LINK_LIFETIME, requires = "link")]
+        expires: String,
         #[command(flatten)]
         remote: client::Remote,
         /// Print JSON.
@@ -448,11 +455,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => client::cancel(&remote, &id, json, table::Layout::for_stdout(wide)).await?,
         Command::Share {
             target,
-            user,
-            level,
-            public: _,
+            link: true,
+            expires,
             remote,
             json,
+            ..
+        } => client::link(&remote, &target, &expires, json).await?,
+        Command::Share {
+            target,
+            user,
+            level,
+            remote,
+            json,
+            ..
         } => client::share(&remote, &target, user.as_deref(), Some(level), json).await?,
         Command::Unshare {
             target,

@@ -314,3 +314,29 @@ pub struct SetShare {
     /// What the user may do.
     pub level: ShareLevel,
 }
+
+/// `POST /v1/jobs/{id}/links`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    /// How long the link works: `7d`, `12h`, `30m` (a link always expires); `7d` when absent.
+    #[serde(default = "default_link_lifetime")]
+    #[schema(example = "7d")]
+    pub expires_in: String,
+}
+
+/// A link's lifetime when none is asked for.
+pub const DEFAULT_LINK_LIFETIME: &str = "7d";
+
+fn default_link_lifetime() -> String {
+    DEFAULT_LINK_LIFETIME.to_owned()
+}
+
+/// A share link: anyone who has it may read the job until it expires, without an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedLink {
+    /// The link's path on this server (`/v1/shared/<secret>`); the secret is shown this once.
+    pub path: String,
+    /// Expires at, Unix ms.
+    pub expires_ms: u64,
+}

@@ -492,6 +492,44 @@ async fn a_job_is_private_to_its_owner_until_shared_or_made_public() {
     )
     .await;
 
+    // A share link: anyone holding it reads the job, without a token; a made-up one reads nothing.
+    let link = client_cmd(
+        &baas,
+        &alice,
+        &["share", &format!("job:{id}"), "--link", "--expires", "1h"],
+    );
+    let link = link.trim();
+    assert!(
+        link.starts_with(&format!("{}/v1/shared/bop_", baas.base)),
+        "{link}"
+    );
+    let (s, shared_job) = call(&http, Method::GET, link, None, None).await;
+    assert_eq!(
+        (s, &shared_job["id"]),
+        (StatusCode::OK, &json!(id)),
+        "{shared_job}"
+    );
+    refused(
+        &http,
+        Method::GET,
+        &url("/v1/shared/bop_0000"),
+        None,
+        None,
+        StatusCode::NOT_FOUND,
+        "link_not_found",
+    )
+    .await;
+    refused(
+        &http,
+        Method::POST,
+        &url(&format!("/v1/jobs/{id}/links")),
+        Some(&alice),
+        Some(json!({"expires_in": "never"})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+
     // Unshared: hidden again.
     client_cmd(&baas, &alice, &["unshare", &format!("job:{id}"), "bob"]);
     assert_eq!(

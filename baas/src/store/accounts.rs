@@ -128,6 +128,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Store a share link of job `job_id` (its secret only as `hash`), made by `by`, working until
+    /// `expires_ms`.
+    pub async fn add_link(
+        &self,
+        hash: String,
+        job_id: Uuid,
+        by: String,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        on_backend!(&self.backend, b => b.add_link(hash, job_id, by, now_ms, expires_ms).await)
+    }
+
+    /// The job of the share link whose secret hashes to `hash`, if it still works at `now_ms`.
+    pub async fn link_job(&self, hash: String, now_ms: u64) -> Result<Option<Uuid>, StoreError> {
+        on_backend!(&self.backend, b => b.link_job(hash, now_ms).await)
+    }
+}
+
 /// Decode a visibility column.
 pub(super) fn visibility_of(text: &str) -> Result<Visibility, StoreError> {
     text.parse().map_err(StoreError::Invalid)

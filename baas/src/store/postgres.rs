@@ -123,6 +123,19 @@ CREATE TABLE shares (
 CREATE INDEX shares_user ON shares(user_name);
 ",
     },
+    // Share links: anyone holding one reads its job until it expires (kept only as the SHA-256 of it).
+    Migration {
+        version: 6,
+        sql: "
+CREATE TABLE share_links (
+    hash       TEXT PRIMARY KEY,
+    job_id     UUID NOT NULL REFERENCES jobs(id),
+    created_by TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+",
+    },
 ];
 
 const JOB_COLUMNS: &str = "id, problem, tolerance, repeats, created_ms, finished_ms, n_tasks, n_done, cancelled_ms, owner, visibility";
@@ -1089,6 +1102,44 @@ impl PgStore {
             .prepare_cached("DELETE FROM shares WHERE job_id = $1 AND user_name = $2")
             .await?;
         Ok(client.execute(&stmt, &[&id, &user]).await? == 1)
+    }
+}
+
+// Share links (see `super::accounts`).
+impl PgStore {
+    pub(super) async fn add_link(
+        &self,
+        hash: String,
+        job_id: Uuid,
+        by: String,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO share_links (hash, job_id, created_by, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await?;
+        client
+            .execute(
+                &stmt,
+                &[&hash, &job_id, &by, &(now_ms as i64), &(expires_ms as i64)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn link_job(&self, hash: String, now_ms: u64) -> Result<Option<Uuid>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT job_id FROM share_links WHERE hash = $1 AND expires_ms > $2")
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&hash, &(now_ms as i64)])
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
     }
 }
 

@@ -132,6 +132,19 @@ CREATE TABLE shares (
 CREATE INDEX shares_user ON shares(user_name);
 ",
     },
+    // Share links: anyone holding one reads its job until it expires (kept only as the SHA-256 of it).
+    Migration {
+        version: 6,
+        sql: "
+CREATE TABLE share_links (
+    hash       TEXT PRIMARY KEY,
+    job_id     TEXT NOT NULL REFERENCES jobs(id),
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+",
+    },
 ];
 
 /// The SQLite backend. Cheap to clone.
@@ -829,6 +842,42 @@ impl SqliteStore {
     }
 }
 
+// Share links (see `super::accounts`).
+impl SqliteStore {
+    pub(super) async fn add_link(
+        &self,
+        hash: String,
+        job_id: Uuid,
+        by: String,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO share_links (hash, job_id, created_by, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, job_id.to_string(), by, now_ms as i64, expires_ms as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn link_job(&self, hash: String, now_ms: u64) -> Result<Option<Uuid>, StoreError> {
+        self.read(move |c| {
+            let id: Option<String> = c
+                .prepare_cached("SELECT job_id FROM share_links WHERE hash = ?1 AND expires_ms > ?2")?
+                .query_row(params![hash, now_ms as i64], |r| r.get(0))
+                .optional()?;
+            id.map(|id| {
+                id.parse()
+                    .map_err(|_| StoreError::Invalid(format!("job id {id} is not a UUID")))
+            })
+            .transpose()
+        })
+        .await
+    }
+}
+
 const TOKEN_COLUMNS: &str = "id, user_name, scopes, created_ms, expires_ms, revoked_ms";
 
 type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>);
@@ -1064,7 +1113,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(store.job(id).await.unwrap().unwrap().0.n_tasks, 1);
         }
-        assert_eq!(versions(&path), vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions(&path), vec![1, 2, 3, 4, 5, 6]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1124,7 +1173,7 @@ mod tests {
             let store = Store::open(Some(&path)).unwrap();
             assert_eq!(
                 versions(&path),
-                vec![1, 2, 3, 4, 5],
+                vec![1, 2, 3, 4, 5, 6],
                 "first release: {first_release}"
             );
             let (job, records) = store.job(job_id).await.unwrap().unwrap();
@@ -1159,7 +1208,7 @@ mod tests {
             assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![next, job_id]);
             drop(store);
             let _reopened = Store::open(Some(&path)).unwrap();
-            assert_eq!(versions(&path), vec![1, 2, 3, 4, 5]);
+            assert_eq!(versions(&path), vec![1, 2, 3, 4, 5, 6]);
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -1178,7 +1227,7 @@ mod tests {
         drop(c);
         assert!(matches!(
             Store::open(Some(&path)),
-            Err(StoreError::SchemaTooNew { found: 99, known: 5 })
+            Err(StoreError::SchemaTooNew { found: 99, known: 6 })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

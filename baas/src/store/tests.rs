@@ -693,7 +693,7 @@ async fn postgres_migrations_are_idempotent_on_reconnect() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     schema.drop().await;
 }
 
@@ -733,7 +733,7 @@ async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their
     tokio::spawn(connection);
     client
         .batch_execute(
-            "DROP TABLE shares; DROP INDEX jobs_owner; ALTER TABLE jobs DROP COLUMN owner;
+            "DROP TABLE share_links; DROP TABLE shares; DROP INDEX jobs_owner; ALTER TABLE jobs DROP COLUMN owner;
              ALTER TABLE jobs DROP COLUMN visibility; DROP TABLE api_tokens; DROP TABLE users;
              ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version >= 3",
         )
@@ -752,7 +752,7 @@ async fn the_failed_count_of_jobs_stored_before_it_existed_is_counted_from_their
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(
-            "DROP TABLE shares; DROP INDEX jobs_owner; ALTER TABLE jobs DROP COLUMN owner;
+            "DROP TABLE share_links; DROP TABLE shares; DROP INDEX jobs_owner; ALTER TABLE jobs DROP COLUMN owner;
              ALTER TABLE jobs DROP COLUMN visibility; DROP TABLE api_tokens; DROP TABLE users;
              ALTER TABLE jobs DROP COLUMN n_failed; DELETE FROM schema_migrations WHERE version >= 3",
         )
@@ -1076,6 +1076,22 @@ async fn owners_shares_and_visibility_decide_what_a_viewer_lists() {
         assert!(store.unshare(private.id, "bob".into()).await.unwrap());
         assert!(!store.unshare(private.id, "bob".into()).await.unwrap());
         assert_eq!(listed(Some("bob")).await, vec![anonymous.id], "{name}");
+
+        store
+            .add_link("link-hash".into(), private.id, "alice".into(), 10, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.link_job("link-hash".into(), 99).await.unwrap(),
+            Some(private.id),
+            "{name}"
+        );
+        assert_eq!(
+            store.link_job("link-hash".into(), 100).await.unwrap(),
+            None,
+            "{name}: expired"
+        );
+        assert_eq!(store.link_job("other".into(), 50).await.unwrap(), None, "{name}");
 
         assert!(
             store

@@ -100,8 +100,20 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The tracing span of a request: method and path, without the query, and a share link's secret left out
+/// (the path is its whole authentication).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = if path.starts_with("/v1/shared/") {
+        "/v1/shared/…"
+    } else {
+        path
+    };
+    tracing::debug_span!("request", method = %request.method(), path = %path)
 }
 
 /// `POST /v1/jobs` request examples: a catalogue problem, then one custom problem per family

@@ -552,3 +552,164 @@ async fn a_job_is_private_to_its_owner_until_shared_or_made_public() {
     );
     assert!(!board(bob.clone()).await);
 }
+
+/// Who may do what on each job endpoint, as a table: the owner, users it is shared with at read and at
+/// manage, another user, an admin, a token without the scope, a revoked token and no token at all. The
+/// server logs at debug level meanwhile, and no secret may appear in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_endpoint_answers_each_kind_of_caller_as_the_table_says() {
+    use reqwest::Method;
+    let vhost = Vhost::new("access-table");
+    let log = std::env::temp_dir().join(format!("benchop-access-{}.log", uuid::Uuid::new_v4().simple()));
+    let baas = Baas::start_logged(&vhost.url(), &log).await;
+    let _worker = crate::resilience::worker("access-w", &vhost.url(), &[]);
+    let http = support::client();
+    let url = |p: &str| format!("{}{p}", baas.base);
+    admin(&baas, &["user", "add", "root", "--role", "admin"]);
+    for user in ["alice", "bob", "carol", "dave", "erin"] {
+        admin(&baas, &["user", "add", user]);
+    }
+    let token = |user: &str, scope: &str| {
+        admin(&baas, &["token", "create", user, "--scope", scope])
+            .trim()
+            .to_owned()
+    };
+    let all = "read,submit,manage";
+    let owner = token("alice", all);
+    let reader = token("bob", all);
+    let manager = token("carol", all);
+    let other = token("dave", all);
+    let root = token("root", all);
+    let read_only = token("alice", "read");
+    let revoked = token("erin", all);
+    let listed = admin(&baas, &["token", "list", "erin", "--json"]);
+    let erin_id = serde_json::from_str::<Value>(&listed).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin(&baas, &["token", "revoke", &erin_id]);
+
+    let (s, accepted) = call(
+        &http,
+        Method::POST,
+        &url("/v1/jobs"),
+        Some(&owner),
+        Some(json!({ "problem": "1aI", "methods": ["closed-form"] })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let (_, job) = call(
+        &http,
+        Method::GET,
+        &url(&format!("/v1/jobs/{id}?wait=30")),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let task = job["tasks"][0]["id"].as_str().unwrap().to_owned();
+    for (user, level) in [("bob", "read"), ("carol", "manage")] {
+        let (s, _) = call(
+            &http,
+            Method::PUT,
+            &url(&format!("/v1/jobs/{id}/shares/{user}")),
+            Some(&owner),
+            Some(json!({ "level": level })),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    // Each endpoint once per caller. The job is completed, so cancel and retry answer 409 to whoever
+    // may act on it; the other writes leave the job as it was (private, a share with root).
+    let endpoints: Vec<(&str, Method, String, Option<Value>)> = vec![
+        ("view", Method::GET, format!("/v1/jobs/{id}"), None),
+        ("plot", Method::GET, format!("/v1/jobs/{id}/plot.svg"), None),
+        ("shares", Method::GET, format!("/v1/jobs/{id}/shares"), None),
+        ("cancel", Method::DELETE, format!("/v1/jobs/{id}"), None),
+        ("retry", Method::POST, format!("/v1/tasks/{task}/retry"), None),
+        (
+            "visibility",
+            Method::PUT,
+            format!("/v1/jobs/{id}/visibility"),
+            Some(json!({"visibility": "private"})),
+        ),
+        (
+            "share",
+            Method::PUT,
+            format!("/v1/jobs/{id}/shares/root"),
+            Some(json!({"level": "read"})),
+        ),
+        (
+            "link",
+            Method::POST,
+            format!("/v1/jobs/{id}/links"),
+            Some(json!({"expires_in": "1h"})),
+        ),
+    ];
+    use StatusCode as S;
+    let (ok, made, done, missing, denied, anon) = (
+        S::OK,
+        S::CREATED,
+        S::CONFLICT,
+        S::NOT_FOUND,
+        S::FORBIDDEN,
+        S::UNAUTHORIZED,
+    );
+    #[rustfmt::skip]
+    let table: Vec<(&str, Option<&str>, [StatusCode; 8])> = vec![
+        //                              view     plot     shares   cancel   retry    visib.   share    link
+        ("owner",         Some(&owner),    [ok,      ok,      ok,      done,    done,    ok,      ok,      made]),
+        ("shared read",   Some(&reader),   [ok,      ok,      ok,      denied,  denied,  denied,  denied,  denied]),
+        ("shared manage", Some(&manager),  [ok,      ok,      ok,      done,    done,    ok,      ok,      made]),
+        ("other user",    Some(&other),    [missing, missing, missing, missing, missing, missing, missing, missing]),
+        ("admin",         Some(&root),     [ok,      ok,      ok,      done,    done,    ok,      ok,      made]),
+        ("read scope",    Some(&read_only),[ok,      ok,      ok,      denied,  denied,  denied,  denied,  denied]),
+        ("revoked",       Some(&revoked),  [anon,    anon,    anon,    anon,    anon,    anon,    anon,    anon]),
+        ("anonymous",     None,            [anon,    anon,    anon,    anon,    anon,    anon,    anon,    anon]),
+    ];
+    let mut wrong = Vec::new();
+    for (who, token, expected) in &table {
+        for ((what, method, path, body), want) in endpoints.iter().zip(expected) {
+            let (got, answer) = call(&http, method.clone(), &url(path), *token, body.clone()).await;
+            if got != *want {
+                wrong.push(format!("{who} {what}: {got} (expected {want}) {answer}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // A share link read, for the log check below.
+    let (s, link) = call(
+        &http,
+        Method::POST,
+        &url(&format!("/v1/jobs/{id}/links")),
+        Some(&owner),
+        Some(json!({"expires_in": "1h"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let link_path = link["path"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&http, Method::GET, &url(&link_path), None, None).await.0,
+        StatusCode::OK
+    );
+
+    // No secret in the server's log, at debug level.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("token created") || text.contains("share link created"),
+        "the log is empty?\n{text}"
+    );
+    for secret in [&owner, &reader, &manager, &other, &root, &read_only, &revoked] {
+        assert!(!text.contains(&secret[4..]), "a token appears in the log");
+    }
+    let link_secret = link_path.trim_start_matches("/v1/shared/bop_");
+    assert!(
+        text.contains("/v1/shared/…"),
+        "the link read is not in the debug log?\n{text}"
+    );
+    assert!(!text.contains(link_secret), "a share link appears in the log");
+    let _ = std::fs::remove_file(&log);
+}

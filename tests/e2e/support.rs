@@ -98,12 +98,33 @@ impl Proc {
         args: &[&str],
         env: &[(&str, String)],
     ) -> Self {
+        Self::spawn_logged(name, program, args, env, None)
+    }
+
+    /// Run any program, its output (logs go to standard output) appended to `log`; without one, its
+    /// standard error is shown with the test's output.
+    pub fn spawn_logged(
+        name: &str,
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> Self {
         let binary = program.display();
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+                let copy = file.try_clone().expect("log file handle");
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
+        };
+        cmd.args(args).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         cmd.env("RUST_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
@@ -274,6 +295,8 @@ pub struct Baas {
     data: PathBuf,
     amqp_url: String,
     extra_env: Vec<(String, String)>,
+    /// Where its standard error goes (`None`: the test's output).
+    log: Option<PathBuf>,
 }
 
 impl Baas {
@@ -281,8 +304,21 @@ impl Baas {
         Self::start_with(amqp_url, &[]).await
     }
 
+    /// Start with every log line at `debug` level and above appended to `log`.
+    pub async fn start_logged(amqp_url: &str, log: &std::path::Path) -> Self {
+        Self::start_inner(amqp_url, &[("RUST_LOG", "debug".to_owned())], Some(log)).await
+    }
+
     /// Start with extra environment variables (e.g. `BAAS_TASK_TIME_LIMIT_SECS`).
     pub async fn start_with(amqp_url: &str, extra_env: &[(&str, String)]) -> Self {
+        Self::start_inner(amqp_url, extra_env, None).await
+    }
+
+    async fn start_inner(
+        amqp_url: &str,
+        extra_env: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> Self {
         let port = free_port();
         let data = std::env::temp_dir().join(format!("benchop-baas-{}", uuid::Uuid::new_v4().simple()));
         let own_store = extra_env.iter().any(|(k, _)| *k == "BAAS_DATABASE_URL");
@@ -297,6 +333,7 @@ impl Baas {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            log: log.map(std::path::Path::to_owned),
         };
         baas.launch().await;
         baas
@@ -312,7 +349,7 @@ impl Baas {
             env.push(("BAAS_DATABASE_URL", schema.url.clone()));
         }
         env.extend(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        let mut proc_ = Proc::spawn("baas", "baas", &[], &env);
+        let mut proc_ = Proc::spawn_logged("baas", &bin("baas"), &[], &env, self.log.as_deref());
         wait_healthy(
             &client(),
             &format!("{}/healthz", self.base),

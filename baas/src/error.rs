@@ -38,6 +38,16 @@ pub enum AppError {
     /// The store failed: logged, reported as a 503 without internals.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A user's quota is used up: `429 quota_exceeded` with `Retry-After`.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// Message.
+        message: String,
+        /// Which limit, the numbers.
+        details: Value,
+        /// When to try again, in seconds.
+        retry_after_secs: u64,
+    },
 }
 
 impl AppError {
@@ -91,6 +101,12 @@ impl AppError {
                 format!("{what} not found"),
                 Value::Null,
             ),
+            AppError::QuotaExceeded { message, details, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                message.clone(),
+                details.clone(),
+            ),
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 (
@@ -107,7 +123,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, message, details) = self.parts();
-        (
+        let mut response = (
             status,
             Json(ApiError {
                 code: code.to_owned(),
@@ -115,7 +131,14 @@ impl IntoResponse for AppError {
                 details,
             }),
         )
-            .into_response()
+            .into_response();
+        if let AppError::QuotaExceeded { retry_after_secs, .. } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        response
     }
 }
 

@@ -42,6 +42,59 @@ pub struct JobUpdate {
     pub finished: bool,
 }
 
+/// The window of the per-user daily quota.
+pub const QUOTA_WINDOW_MS: u64 = 24 * 3_600_000;
+
+/// Whether `owner` may submit `n` more tasks: at most `user_tasks_in_flight` without a result and
+/// `user_tasks_per_day` created in 24 hours (checked at submission; two submissions racing each other may
+/// both pass). A job larger than a quota can never pass: `422 job_too_large`.
+async fn check_quota(state: &AppState, owner: &str, n: u64) -> Result<(), AppError> {
+    let limits = state.limits;
+    for (max, what) in [
+        (limits.user_tasks_in_flight, "tasks in flight"),
+        (limits.user_tasks_per_day, "tasks per day"),
+    ] {
+        if n > max {
+            return Err(AppError::BadRequest {
+                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                code: "job_too_large",
+                message: format!("the job would have {n} tasks; a user may have at most {max} {what}"),
+                details: serde_json::json!({ "tasks": n, "quota": what, "max": max }),
+            });
+        }
+    }
+    let now = now_ms();
+    let counts = state
+        .store
+        .owner_task_counts(owner.to_owned(), now.saturating_sub(QUOTA_WINDOW_MS))
+        .await?;
+    if counts.in_flight + n > limits.user_tasks_in_flight {
+        return Err(AppError::QuotaExceeded {
+            message: format!(
+                "{owner} has {} tasks waiting or running and may have at most {}; retry when some are done",
+                counts.in_flight, limits.user_tasks_in_flight
+            ),
+            details: serde_json::json!({ "quota": "tasks_in_flight", "used": counts.in_flight,
+                "max": limits.user_tasks_in_flight, "tasks": n }),
+            retry_after_secs: 10,
+        });
+    }
+    if counts.recent + n > limits.user_tasks_per_day {
+        let frees_at = counts.oldest_recent_ms.unwrap_or(now) + QUOTA_WINDOW_MS;
+        let retry_after_secs = frees_at.saturating_sub(now).div_ceil(1000).max(1);
+        return Err(AppError::QuotaExceeded {
+            message: format!(
+                "{owner} submitted {} tasks in the last 24 hours and may submit at most {}",
+                counts.recent, limits.user_tasks_per_day
+            ),
+            details: serde_json::json!({ "quota": "tasks_per_day", "used": counts.recent,
+                "max": limits.user_tasks_per_day, "tasks": n }),
+            retry_after_secs,
+        });
+    }
+    Ok(())
+}
+
 /// Validate, persist, publish. The job is stored before anything is published, so an accepted job
 /// survives a crash; tasks the broker did not confirm are re-published by [`republish`].
 pub async fn submit(state: &AppState, request: JobRequest) -> Result<JobAccepted, AppError> {
@@ -82,6 +135,9 @@ pub async fn submit_once(
             ),
             details: serde_json::json!({ "tasks": n_planned, "max_tasks_per_job": state.limits.max_tasks_per_job }),
         });
+    }
+    if let Some(owner) = &owner {
+        check_quota(state, owner, n_planned).await?;
     }
     valid = with_reference(valid).await?;
     let job_id = Uuid::new_v4();

@@ -68,6 +68,12 @@ pub struct Config {
     /// Most tasks one job may fan out to (methods × replicas); larger jobs get `422 job_too_large`.
     #[arg(long, env = "BAAS_MAX_TASKS_PER_JOB", default_value_t = Limits::default().max_tasks_per_job)]
     pub max_tasks_per_job: usize,
+    /// Most tasks one user's jobs may have waiting or running at once; more get `429 quota_exceeded`.
+    #[arg(long, env = "BAAS_USER_MAX_TASKS_IN_FLIGHT", default_value_t = Limits::default().user_tasks_in_flight)]
+    pub user_max_tasks_in_flight: u64,
+    /// Most tasks one user may submit in 24 hours; more get `429 quota_exceeded`.
+    #[arg(long, env = "BAAS_USER_MAX_TASKS_PER_DAY", default_value_t = Limits::default().user_tasks_per_day)]
+    pub user_max_tasks_per_day: u64,
     /// File with API tokens, one per line (`#` comments allowed). When tokens are configured (here or
     /// in `BAAS_API_TOKENS`, comma-separated), mutating endpoints require `Authorization: Bearer <token>`.
     #[arg(long, env = "BAAS_API_TOKEN_FILE")]
@@ -77,17 +83,23 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 }
 
-/// Per-job limits.
+/// Per-job and per-user limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most tasks in one job.
     pub max_tasks_per_job: usize,
+    /// Most tasks of one user's jobs without a result at once.
+    pub user_tasks_in_flight: u64,
+    /// Most tasks one user may submit in 24 hours.
+    pub user_tasks_per_day: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_tasks_per_job: 100_000,
+            user_tasks_in_flight: 200_000,
+            user_tasks_per_day: 1_000_000,
         }
     }
 }
@@ -214,6 +226,8 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), RunErro
     let mut state = AppState::new(store, Arc::new(publisher), Arc::new(events));
     state.task_time_limit = Duration::from_secs(config.task_time_limit_secs.max(1));
     state.limits.max_tasks_per_job = config.max_tasks_per_job.max(1);
+    state.limits.user_tasks_in_flight = config.user_max_tasks_in_flight.max(1);
+    state.limits.user_tasks_per_day = config.user_max_tasks_per_day.max(1);
     state.auth = Arc::new(auth::Tokens::from_env_and_file(config.api_token_file.as_deref())?);
     if !state.auth.is_empty() {
         tracing::info!(

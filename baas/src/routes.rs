@@ -352,7 +352,10 @@ async fn methods() -> Json<Vec<MethodView>> {
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ApiError),
         (status = 422, description = "Invalid field or method (`invalid_field`, `unknown_method`, \
             `method_not_applicable`, `no_applicable_method`), invalid custom problem (`invalid_problem`, \
-            `details: [{field, reason}]`), or no reference for it in time (`reference_unavailable`)", body = ApiError)
+            `details: [{field, reason}]`), or no reference for it in time (`reference_unavailable`)", body = ApiError),
+        (status = 429, description = "The user's quota of tasks in flight or per day is used up (`quota_exceeded`, \
+            `Retry-After`), or too many failed authentications (`too_many_failures`)", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))
     ))]
 async fn create_job(
     State(state): State<AppState>,

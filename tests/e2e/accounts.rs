@@ -713,3 +713,104 @@ async fn every_job_endpoint_answers_each_kind_of_caller_as_the_table_says() {
     assert!(!text.contains(link_secret), "a share link appears in the log");
     let _ = std::fs::remove_file(&log);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_quotas_of_tasks_in_flight_and_per_day_answer_429_with_retry_after() {
+    use reqwest::Method;
+    let vhost = Vhost::new("quotas");
+    let baas = Baas::start_with(
+        &vhost.url(),
+        &[
+            ("BAAS_USER_MAX_TASKS_IN_FLIGHT", "3".to_owned()),
+            ("BAAS_USER_MAX_TASKS_PER_DAY", "5".to_owned()),
+        ],
+    )
+    .await;
+    let http = support::client();
+    let url = |p: &str| format!("{}{p}", baas.base);
+    for user in ["alice", "bob"] {
+        admin(&baas, &["user", "add", user]);
+    }
+    let alice = admin(&baas, &["token", "create", "alice"]).trim().to_owned();
+    let bob = admin(&baas, &["token", "create", "bob"]).trim().to_owned();
+    let two = json!({ "problem": "1aI", "methods": ["closed-form", "cos"] });
+    let submit = |token: String, body: Value| {
+        let (http, url) = (http.clone(), url("/v1/jobs"));
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status(), retry, r.json::<Value>().await.unwrap())
+        }
+    };
+
+    // No worker yet: tasks stay in flight. 2 of 3 used; 2 more would be 4.
+    let (s, _, first) = submit(alice.clone(), two.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
+    let (s, retry, body) = submit(alice.clone(), two.clone()).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")),
+        "{body}"
+    );
+    assert_eq!(
+        (body["details"]["quota"].as_str(), retry),
+        (Some("tasks_in_flight"), Some(10)),
+        "{body}"
+    );
+    // Quotas are per user; a job larger than a quota can never pass.
+    let (s, _, body) = submit(bob.clone(), two.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let four = json!({ "problem": "1aI", "methods": ["closed-form", "cos"], "replicas": 2 });
+    let (s, _, body) = submit(alice.clone(), four).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("job_too_large")),
+        "{body}"
+    );
+
+    // With a worker the first job finishes; in flight frees up, the day's count does not: 2 + 2 of 5
+    // pass, then 2 more would be 6.
+    let _worker = crate::resilience::worker("quota-w", &vhost.url(), &[]);
+    let id = first["id"].as_str().unwrap();
+    let (_, job) = call(
+        &http,
+        Method::GET,
+        &url(&format!("/v1/jobs/{id}?wait=60")),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let (s, _, second) = submit(alice.clone(), two.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{second}");
+    let id = second["id"].as_str().unwrap();
+    let (_, job) = call(
+        &http,
+        Method::GET,
+        &url(&format!("/v1/jobs/{id}?wait=60")),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let (s, retry, body) = submit(alice.clone(), two).await;
+    assert_eq!(
+        (s, body["details"]["quota"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("tasks_per_day")),
+        "{body}"
+    );
+    let retry = retry.expect("Retry-After");
+    assert!(
+        (86_000..=86_400).contains(&retry),
+        "retry after {retry} s: when the first job's tasks age out"
+    );
+}

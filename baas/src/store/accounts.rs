@@ -148,6 +148,24 @@ impl Store {
     }
 }
 
+/// One user's tasks, for the quotas: without a result, and created since a time (with the oldest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskCounts {
+    /// Tasks of the user's jobs without a result.
+    pub in_flight: u64,
+    /// Tasks of the user's jobs created since the time asked for.
+    pub recent: u64,
+    /// When the oldest of those was created, Unix ms.
+    pub oldest_recent_ms: Option<u64>,
+}
+
+impl Store {
+    /// The tasks of `owner`'s jobs: in flight, and created since `since_ms`.
+    pub async fn owner_task_counts(&self, owner: String, since_ms: u64) -> Result<TaskCounts, StoreError> {
+        on_backend!(&self.backend, b => b.owner_task_counts(owner, since_ms).await)
+    }
+}
+
 /// Decode a visibility column.
 pub(super) fn visibility_of(text: &str) -> Result<Visibility, StoreError> {
     text.parse().map_err(StoreError::Invalid)

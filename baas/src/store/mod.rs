@@ -220,8 +220,8 @@ macro_rules! on_backend {
 
 mod accounts;
 pub use accounts::{
-    Role, Scope, ShareLevel, ShareRecord, TokenOwner, TokenRecord, UserRecord, Visibility, parse_scopes,
-    scopes_text,
+    Role, Scope, ShareLevel, ShareRecord, TaskCounts, TokenOwner, TokenRecord, UserRecord, Visibility,
+    parse_scopes, scopes_text,
 };
 
 /// The job store over SQLite or PostgreSQL. Cheap to clone.

@@ -1105,8 +1105,29 @@ impl PgStore {
     }
 }
 
-// Share links (see `super::accounts`).
+// Share links and quotas (see `super::accounts`).
 impl PgStore {
+    pub(super) async fn owner_task_counts(
+        &self,
+        owner: String,
+        since_ms: u64,
+    ) -> Result<super::TaskCounts, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT COUNT(*) FILTER (WHERE t.result IS NULL), COUNT(*) FILTER (WHERE t.created_ms >= $2),
+                        MIN(t.created_ms) FILTER (WHERE t.created_ms >= $2)
+                 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE j.owner = $1",
+            )
+            .await?;
+        let r = client.query_one(&stmt, &[&owner, &(since_ms as i64)]).await?;
+        Ok(super::TaskCounts {
+            in_flight: r.try_get::<_, i64>(0)? as u64,
+            recent: r.try_get::<_, i64>(1)? as u64,
+            oldest_recent_ms: r.try_get::<_, Option<i64>>(2)?.map(|v| v as u64),
+        })
+    }
+
     pub(super) async fn add_link(
         &self,
         hash: String,

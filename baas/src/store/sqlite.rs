@@ -842,8 +842,30 @@ impl SqliteStore {
     }
 }
 
-// Share links (see `super::accounts`).
+// Share links and quotas (see `super::accounts`).
 impl SqliteStore {
+    pub(super) async fn owner_task_counts(
+        &self,
+        owner: String,
+        since_ms: u64,
+    ) -> Result<super::TaskCounts, StoreError> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT COALESCE(SUM(t.result IS NULL), 0), COALESCE(SUM(t.created_ms >= ?2), 0),
+                        MIN(CASE WHEN t.created_ms >= ?2 THEN t.created_ms END)
+                 FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE j.owner = ?1",
+            )?
+            .query_row(params![owner, since_ms as i64], |r| {
+                Ok(super::TaskCounts {
+                    in_flight: r.get::<_, i64>(0)? as u64,
+                    recent: r.get::<_, i64>(1)? as u64,
+                    oldest_recent_ms: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+                })
+            })?)
+        })
+        .await
+    }
+
     pub(super) async fn add_link(
         &self,
         hash: String,

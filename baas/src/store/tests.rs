@@ -1022,6 +1022,24 @@ async fn owners_shares_and_visibility_decide_what_a_viewer_lists() {
             Some((Some("alice".into()), Visibility::Private)),
             "{name}"
         );
+        // Quotas count the owner's tasks: in flight, and created since a time.
+        let counts = store.owner_task_counts("alice".into(), 0).await.unwrap();
+        assert_eq!(
+            (counts.in_flight, counts.recent, counts.oldest_recent_ms),
+            (1, 1, Some(10)),
+            "{name}"
+        );
+        let later = store.owner_task_counts("alice".into(), 11).await.unwrap();
+        assert_eq!(
+            (later.in_flight, later.recent, later.oldest_recent_ms),
+            (1, 0, None),
+            "{name}"
+        );
+        assert_eq!(
+            store.owner_task_counts("bob".into(), 0).await.unwrap(),
+            TaskCounts::default(),
+            "{name}"
+        );
         assert_eq!(store.job(private.id).await.unwrap().unwrap().0, private, "{name}");
         let listed = |viewer: Option<&str>| {
             let (store, viewer) = (store.clone(), viewer.map(str::to_owned));

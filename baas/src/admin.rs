@@ -30,16 +30,13 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 
 impl From<AccountError> for AppError {
     fn from(e: AccountError) -> Self {
-        let (status, code) = match &e {
+        let (status, code) = match e {
+            AccountError::Store(e) => return AppError::Store(e),
             AccountError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             AccountError::UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
             AccountError::NoSuchUser(_) => (StatusCode::NOT_FOUND, "user_not_found"),
             AccountError::ScopeNotAllowed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "scope_not_allowed"),
             AccountError::Random(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_randomness"),
-            AccountError::Store(_) => {
-                let AccountError::Store(e) = e else { unreachable!() };
-                return AppError::Store(e);
-            }
         };
         AppError::BadRequest {
             status,

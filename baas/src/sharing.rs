@@ -30,20 +30,25 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(shared_job))
 }
 
-/// The job's owner, visibility and shares, after checking `need` (404 when it does not exist or the
-/// caller may not see it).
-async fn guarded(
+/// The job id in `id`, once `principal` may do `need` with it (404 when it does not exist or the caller
+/// may not see it).
+async fn checked(
     state: &AppState,
     principal: Option<Extension<Principal>>,
     id: &str,
     need: Need,
-) -> Result<(Uuid, SharesView), AppError> {
+) -> Result<Uuid, AppError> {
     let id = parse_uuid(id, "job")?;
     let principal = principal.map(|p| p.0);
     access::check(state, principal.as_ref(), id, need, || {
         AppError::job_not_found(id)
     })
     .await?;
+    Ok(id)
+}
+
+/// The job's owner, visibility and shares as stored now.
+async fn shares_view(state: &AppState, id: Uuid) -> Result<SharesView, AppError> {
     let (owner, visibility) = state
         .store
         .job_access(id)
@@ -60,14 +65,11 @@ async fn guarded(
             created_ms: s.created_ms,
         })
         .collect();
-    Ok((
-        id,
-        SharesView {
-            owner,
-            visibility,
-            shares,
-        },
-    ))
+    Ok(SharesView {
+        owner,
+        visibility,
+        shares,
+    })
 }
 
 /// Who may see the job: its owner, visibility and the users it is shared with.
@@ -84,7 +86,8 @@ async fn shares(
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
 ) -> Result<Json<SharesView>, AppError> {
-    Ok(Json(guarded(&state, principal, &id, Need::Read).await?.1))
+    let id = checked(&state, principal, &id, Need::Read).await?;
+    Ok(Json(shares_view(&state, id).await?))
 }
 
 /// Make the job public (everyone may read it; it counts on leaderboards) or private again.
@@ -107,12 +110,11 @@ async fn set_visibility(
     body: Result<Json<SetVisibility>, JsonRejection>,
 ) -> Result<Json<SharesView>, AppError> {
     let Json(body) = body.map_err(json_rejection)?;
-    let (id, mut view) = guarded(&state, principal, &id, Need::Manage).await?;
+    let id = checked(&state, principal, &id, Need::Manage).await?;
     if !state.store.set_visibility(id, body.visibility).await? {
         return Err(AppError::job_not_found(id));
     }
-    view.visibility = body.visibility;
-    Ok(Json(view))
+    Ok(Json(shares_view(&state, id).await?))
 }
 
 /// Share the job with a user at `read` (view, download) or `manage` (also cancel, retry, share), or
@@ -139,7 +141,7 @@ async fn share(
     body: Result<Json<SetShare>, JsonRejection>,
 ) -> Result<Json<SharesView>, AppError> {
     let Json(body) = body.map_err(json_rejection)?;
-    let (id, _) = guarded(&state, principal.clone(), &id, Need::Manage).await?;
+    let id = checked(&state, principal, &id, Need::Manage).await?;
     let record = ShareRecord {
         user: user.clone(),
         level: body.level,
@@ -151,9 +153,7 @@ async fn share(
             what: format!("user {user}"),
         });
     }
-    Ok(Json(
-        guarded(&state, principal, &id.to_string(), Need::Read).await?.1,
-    ))
+    Ok(Json(shares_view(&state, id).await?))
 }
 
 /// Stop sharing the job with a user.
@@ -174,15 +174,14 @@ async fn unshare(
     Path((id, user)): Path<(String, String)>,
     principal: Option<Extension<Principal>>,
 ) -> Result<Json<SharesView>, AppError> {
-    let (id, mut view) = guarded(&state, principal, &id, Need::Manage).await?;
+    let id = checked(&state, principal, &id, Need::Manage).await?;
     if !state.store.unshare(id, user.clone()).await? {
         return Err(AppError::NotFound {
             code: "share_not_found",
             what: format!("a share of job {id} with {user}"),
         });
     }
-    view.shares.retain(|s| s.user != user);
-    Ok(Json(view))
+    Ok(Json(shares_view(&state, id).await?))
 }
 
 /// A link that lets anyone who has it read the job, without an account, until it expires. The secret is
@@ -213,7 +212,7 @@ async fn create_link(
     let by = principal
         .as_ref()
         .map_or_else(|| "anonymous".to_owned(), |p| p.0.name.clone());
-    let (id, _) = guarded(&state, principal, &id, Need::Manage).await?;
+    let id = checked(&state, principal, &id, Need::Manage).await?;
     let (secret, hash) = accounts::new_secret().map_err(AccountError::from)?;
     let now = now_ms();
     let expires_ms = now.saturating_add(lifetime.as_millis() as u64);

@@ -30,8 +30,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(shared_job))
 }
 
-/// The job id in `id`, once `principal` may do `need` with it (404 when it does not exist or the caller
-/// may not see it).
+/// The job id in `id`, once the job exists and `principal` may do `need` with it (404 when it does not
+/// exist or the caller may not see it).
 async fn checked(
     state: &AppState,
     principal: Option<Extension<Principal>>,
@@ -44,6 +44,10 @@ async fn checked(
         AppError::job_not_found(id)
     })
     .await?;
+    // `access::check` passes a job that does not exist (and everything for operators and admins).
+    if state.store.job_access(id).await?.is_none() {
+        return Err(AppError::job_not_found(id));
+    }
     Ok(id)
 }
 

@@ -530,6 +530,37 @@ async fn a_job_is_private_to_its_owner_until_shared_or_made_public() {
     )
     .await;
 
+    // Sharing a job that does not exist is a 404, also for an admin (who passes every access check).
+    let missing = uuid::Uuid::new_v4();
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("/v1/jobs/{missing}/shares/bob"),
+            json!({"level": "read"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/jobs/{missing}/links"),
+            json!({"expires_in": "1h"}),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/jobs/{missing}/visibility"),
+            json!({"visibility": "public"}),
+        ),
+    ] {
+        refused(
+            &http,
+            method,
+            &url(&path),
+            Some(&root),
+            Some(body),
+            StatusCode::NOT_FOUND,
+            "job_not_found",
+        )
+        .await;
+    }
+
     // Unshared: hidden again.
     client_cmd(&baas, &alice, &["unshare", &format!("job:{id}"), "bob"]);
     assert_eq!(
